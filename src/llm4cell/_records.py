@@ -1,0 +1,86 @@
+"""Core records that flow through the pipeline.
+
+Data flows one way: AnnData -> groups -> one :class:`MarkerQuery` per group -> an
+annotator -> one :class:`Annotation` per query. Annotations are always keyed by the
+query id, never by position.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Annotation", "Candidate", "MarkerQuery", "Species"]
+
+Species = Literal["human", "mouse"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MarkerQuery(_Frozen):
+    """Marker genes of one group of cells (a cluster), ranked best first.
+
+    Parameters
+    ----------
+    id
+        Group identifier (the cluster name); answers are keyed by it.
+    genes
+        Marker gene symbols as found in the data, best first.
+    tissue
+        Tissue the cells come from, free text (``"blood"``, ``"liver"``), if known.
+    species
+        ``"human"`` or ``"mouse"``; mouse symbols are mapped to the human-keyed
+        knowledge by the rule in :mod:`llm4cell.genes`.
+    context
+        Free-text context (disease, development stage, assay).
+    logfoldchanges, pct_in
+        Per-gene log2 fold change and fraction of the group's cells expressing it,
+        aligned with ``genes`` (optional).
+    n_cells
+        Number of cells in the group (optional).
+    """
+
+    id: str
+    genes: tuple[str, ...]
+    tissue: str | None = None
+    species: Species = "human"
+    context: str | None = None
+    logfoldchanges: tuple[float, ...] | None = None
+    pct_in: tuple[float, ...] | None = None
+    n_cells: int | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: object) -> str:
+        return str(value)
+
+
+class Candidate(_Frozen):
+    """One cell type considered for a query.
+
+    ``score`` is backend-specific but comparable within one annotation (higher is better).
+    """
+
+    label: str
+    ontology_id: str | None
+    score: float
+    matched_genes: tuple[str, ...] = ()
+
+
+class Annotation(_Frozen):
+    """The answer for one query.
+
+    ``label`` is a Cell Ontology term name or ``"unknown"`` (then ``ontology_id`` is None).
+    ``confidence`` lies in [0, 1]. ``evidence`` is one human-readable line.
+    """
+
+    id: str
+    label: str
+    ontology_id: str | None
+    confidence: float = Field(ge=0.0, le=1.0)
+    candidates: tuple[Candidate, ...] = ()
+    evidence: str = ""
+    backend: str = "knowledge"

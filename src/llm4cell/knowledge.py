@@ -1,0 +1,406 @@
+"""The knowledge engine: curated markers + Cell Ontology -> scored cell types.
+
+Knowledge
+---------
+Marker knowledge is the Cell Ontology-keyed consensus database of the ``cellconsensus``
+package (MIT, tansey-lab), read directly from its data file
+``consensus_cache_full.pkl``: for each CL term a weight per gene (support summed over
+the sources that list the gene for the term or its subtypes) and the number of sources
+behind the term. Gene aliases come from the same package (``gene_alias.json``).
+
+Scoring (see ``docs/knowledge.md`` for the rationale)
+-----------------------------------------------------
+Answerable types are the CL terms that cellconsensus curates as cell types
+(``cl_to_meta.json``), that are live in the pinned CL release and that are not
+root-level generic terms (:data:`llm4cell.ontology.GENERIC_TERMS`). For each type ``t``:
+
+* its profile keeps the ``top_genes`` (200) evidence genes with the largest weight
+  ``w(g, t)``, compressed and normalised: ``p(g | t) = sqrt(w(g, t)) / sum_g' sqrt(w(g', t))``;
+* the background ``p0(g)`` is the mean of ``p(g | t)`` over all types;
+* a gene's enrichment for the type is ``e(g, t) = log(1 + p(g | t) / p0(g))``: large when
+  the gene is strongly supported for ``t`` and rare elsewhere (a gene listed for
+  hundreds of types has a large ``p0`` and weighs little), 0 when ``t`` does not list it.
+
+For a query whose evidence genes are ``g_1..g_n`` (best first; MT-, ribosomal and
+unannotated genes removed), with rank weights ``r_i = 1 / log2(i + 2)``::
+
+    score(t) = prior(t) * tissue(t) * sum_i r_i e(g_i, t) / sum_i r_i
+
+where ``prior(t) = n_sources(t) / (n_sources(t) + support_k)`` down-weights types few
+sources describe, and ``tissue(t)`` is ``tissue_penalty`` for a type restricted to tissues
+other than the query's (rule in :mod:`llm4cell._tissues`), else 1.
+
+Decision: the best type ``t1`` wins, unless types unrelated to it in the ontology (neither
+ancestor nor descendant) score within ``tie_margin`` of it; then the answer is their
+lowest common ancestor when that is a specific term (evidence split between sibling
+subtypes gives the parent). Confidence is ``strength * separation`` with
+``strength = clip((score(t1) - unknown_score) / (strong_score - unknown_score), 0, 1)``
+and ``separation = 1 - exp(-margin / margin_scale)``, ``margin = 1 - score(best type
+unrelated to the answer) / score(t1)``. The answer is ``"unknown"`` (no CL ID) when
+``score(t1) < unknown_score`` or fewer than ``min_matched`` query genes support ``t1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata, resources
+
+import numpy as np
+from scipy import sparse
+
+from ._errors import KnowledgeBaseError
+from ._records import Annotation, Candidate, MarkerQuery
+from ._tissues import match_tissue, restricted_tissues
+from .genes import is_evidence_gene, mouse_to_human
+from .ontology import GENERIC_TERMS, CellOntology, load_ontology
+
+__all__ = ["KnowledgeBase", "KnowledgeParams", "load_knowledge"]
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class KnowledgeParams:
+    """Parameters of the knowledge engine (how each was chosen: ``docs/knowledge.md``)."""
+
+    top_genes: int = 200
+    support_k: float = 2.0
+    tissue_penalty: float = 0.5
+    tie_margin: float = 0.03
+    unknown_score: float = 1.5
+    strong_score: float = 3.0
+    margin_scale: float = 0.1
+    min_matched: int = 2
+    top_k: int = 5
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain dict for provenance records."""
+        return asdict(self)
+
+
+class KnowledgeBase:
+    """Marker database as a sparse gene x cell type enrichment matrix, with the engine.
+
+    Use :func:`load_knowledge` for the shared instance built from cellconsensus.
+
+    Parameters
+    ----------
+    weights
+        CL ID -> {gene symbol: weight}; larger is stronger support.
+    n_sources
+        CL ID -> number of sources behind the type.
+    ontology
+        The Cell Ontology the IDs refer to.
+    answerable
+        CL IDs that may be answers (default: every ID in ``weights``).
+    aliases
+        Previous gene symbol -> current symbol.
+    params
+        Engine parameters.
+    source
+        Name and version of the marker database, for provenance.
+
+    Attributes
+    ----------
+    type_ids
+        CL IDs of the answerable cell types (columns).
+    genes
+        Gene symbols (rows).
+    enrichment
+        ``e(g, t)``, CSR matrix of shape ``(n_genes, n_types)``.
+    n_sources
+        Sources behind each type, shape ``(n_types,)``.
+    """
+
+    def __init__(
+        self,
+        weights: Mapping[str, Mapping[str, float]],
+        n_sources: Mapping[str, int],
+        ontology: CellOntology,
+        *,
+        answerable: set[str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        params: KnowledgeParams | None = None,
+        source: str = "custom",
+    ) -> None:
+        self.params = p = params or KnowledgeParams()
+        self.ontology = ontology
+        self.source = source
+        self.aliases = dict(aliases or {})
+
+        evidence_cache: dict[str, bool] = {}
+
+        def evidence(g: str) -> bool:
+            ok = evidence_cache.get(g)
+            if ok is None:
+                ok = evidence_cache[g] = is_evidence_gene(g)
+            return ok
+
+        profiles: dict[str, dict[str, float]] = {}
+        sources: dict[str, int] = {}
+        for raw_id, genes in weights.items():
+            if answerable is not None and raw_id not in answerable:
+                continue
+            tid = ontology.resolve(raw_id)
+            if tid is None or tid in GENERIC_TERMS or ontology.depth(tid) <= 1:
+                continue
+            prof = profiles.setdefault(tid, {})
+            for g, w in genes.items():
+                if w > 0 and evidence(g):
+                    prof[g] = prof.get(g, 0.0) + float(w)
+            sources[tid] = sources.get(tid, 0) + int(n_sources.get(raw_id, 1))
+        type_ids = sorted(t for t, prof in profiles.items() if prof)
+        if not type_ids:
+            msg = "the marker database holds no answerable Cell Ontology type"
+            raise KnowledgeBaseError(msg)
+
+        gene_index: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        for j, tid in enumerate(type_ids):
+            top = sorted(profiles[tid].items(), key=lambda kv: (-kv[1], kv[0]))[: p.top_genes]
+            root = np.sqrt(np.array([w for _, w in top]))
+            root /= root.sum()
+            for (g, _), v in zip(top, root):
+                rows.append(gene_index.setdefault(g, len(gene_index)))
+                cols.append(j)
+                vals.append(float(v))
+        shape = (len(gene_index), len(type_ids))
+        profile = sparse.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float64)
+        self.background = np.asarray(profile.mean(axis=1)).ravel()
+        enrichment = sparse.csr_matrix(profile.multiply(1.0 / self.background[:, None]))
+        enrichment.data = np.log1p(enrichment.data)
+        self.enrichment = enrichment
+        self.genes = np.array(list(gene_index), dtype=object)
+        self.gene_index = gene_index
+        self.type_ids = type_ids
+        self.type_index = {t: j for j, t in enumerate(type_ids)}
+        self.type_names = [ontology.label(t) for t in type_ids]
+        self.n_sources = np.array([sources[t] for t in type_ids], dtype=np.float64)
+        self.prior = self.n_sources / (self.n_sources + p.support_k)
+        self._restricted = [
+            restricted_tissues(
+                [ontology.label(a) for a in ontology.ancestors(t, include_self=True)
+                 if a not in GENERIC_TERMS]
+            )
+            for t in type_ids
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"KnowledgeBase(source={self.source!r}, n_types={len(self.type_ids)}, "
+            f"n_genes={len(self.genes)}, cl={self.ontology.version!r})"
+        )
+
+    # -- genes ---------------------------------------------------------------------
+    def resolve_gene(self, symbol: str, species: str = "human") -> str | None:
+        """The database symbol for a query gene, or None when it is not evidence.
+
+        Mouse symbols are mapped by :func:`llm4cell.genes.mouse_to_human`; a symbol the
+        database lacks is tried through the alias table, then in upper case.
+        """
+        s = str(symbol).strip()
+        if not is_evidence_gene(s):
+            return None
+        if species == "mouse":
+            s = mouse_to_human(s)
+        if s in self.gene_index:
+            return s
+        alias = self.aliases.get(s)
+        if alias in self.gene_index:
+            return alias
+        up = s.upper()
+        if up in self.gene_index:
+            return up
+        return None
+
+    def known_fraction(self, symbols: Sequence[str], species: str = "human") -> float:
+        """Fraction of ``symbols`` that the database knows (after mapping)."""
+        if not symbols:
+            return 0.0
+        return sum(self.resolve_gene(s, species) is not None for s in symbols) / len(symbols)
+
+    # -- scoring -------------------------------------------------------------------
+    def _query_weights(self, query: MarkerQuery) -> tuple[dict[int, float], float, list[str]]:
+        """Rank weights per database gene row, their normaliser, and the input genes used."""
+        weights: dict[int, float] = {}
+        used: list[str] = []
+        total = 0.0
+        rank = 0
+        for g in query.genes:
+            if not is_evidence_gene(g):
+                continue
+            r = 1.0 / math.log2(rank + 2)
+            rank += 1
+            total += r
+            db = self.resolve_gene(g, query.species)
+            if db is None:
+                continue
+            i = self.gene_index[db]
+            if i not in weights:
+                weights[i] = r
+                used.append(g)
+        return weights, total, used
+
+    def tissue_factor(self, tissue: str | None) -> np.ndarray:
+        """Per-type tissue factor for a query tissue (all ones when none applies)."""
+        canonical = match_tissue(tissue)
+        factor = np.ones(len(self.type_ids))
+        if canonical is None:
+            return factor
+        for j, tissues in enumerate(self._restricted):
+            if tissues and canonical not in tissues:
+                factor[j] = self.params.tissue_penalty
+        return factor
+
+    def score(self, query: MarkerQuery) -> np.ndarray:
+        """``score(t)`` for every type in :attr:`type_ids` (zeros when nothing matches)."""
+        weights, total, _ = self._query_weights(query)
+        return self._score(weights, total, query.tissue)
+
+    def _score(self, weights: dict[int, float], total: float, tissue: str | None) -> np.ndarray:
+        if not weights:
+            return np.zeros(len(self.type_ids))
+        rows = np.fromiter(weights, dtype=np.int64)
+        r = np.fromiter(weights.values(), dtype=np.float64)
+        raw = self.enrichment[rows].T @ r / total
+        return raw * self.prior * self.tissue_factor(tissue)
+
+    def annotate(self, queries: Sequence[MarkerQuery]) -> list[Annotation]:
+        """One :class:`~llm4cell.Annotation` per query, in the same order, keyed by id."""
+        return [self._annotate_one(q) for q in queries]
+
+    def _matched(self, j: int, weights: dict[int, float]) -> tuple[str, ...]:
+        """Database genes of the query that type ``j`` lists, largest contribution first."""
+        col = self.enrichment[:, j]
+        contrib = [
+            (weights[i] * col[i, 0], self.genes[i]) for i in weights if col[i, 0] > 0
+        ]
+        contrib.sort(key=lambda x: (-x[0], x[1]))
+        return tuple(str(g) for _, g in contrib)
+
+    def _annotate_one(self, query: MarkerQuery) -> Annotation:
+        p = self.params
+        weights, total, used = self._query_weights(query)
+        if not weights:
+            n_ev = sum(is_evidence_gene(g) for g in query.genes)
+            return Annotation(
+                id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                evidence=f"none of the {n_ev} evidence markers is in the marker database",
+            )
+        scores = self._score(weights, total, query.tissue)
+        order = np.argsort(-scores, kind="stable")
+        candidates = tuple(
+            Candidate(
+                label=self.type_names[j], ontology_id=self.type_ids[j],
+                score=round(float(scores[j]), 4), matched_genes=self._matched(j, weights),
+            )
+            for j in order[: p.top_k] if scores[j] > 0
+        )
+        top = int(order[0])
+        top_id, top_score = self.type_ids[top], float(scores[top])
+        n_matched = len(candidates[0].matched_genes) if candidates else 0
+        if top_score < p.unknown_score or n_matched < p.min_matched:
+            return Annotation(
+                id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                candidates=candidates,
+                evidence=(
+                    f"evidence too weak: best type {self.type_names[top]} scores "
+                    f"{top_score:.2f} with {n_matched} matched markers (needs >= "
+                    f"{p.unknown_score} and >= {p.min_matched})"
+                ),
+            )
+        label_id = self._decide(top_id, top_score, scores, order)
+        alt_score, alt_name = 0.0, None
+        for j in order:
+            if not self.ontology.related(label_id, self.type_ids[j]):
+                alt_score, alt_name = float(scores[j]), self.type_names[j]
+                break
+        margin = max(0.0, 1.0 - alt_score / top_score)
+        strength = (top_score - p.unknown_score) / (p.strong_score - p.unknown_score)
+        separation = 1.0 - math.exp(-margin / p.margin_scale)
+        confidence = float(np.clip(strength, 0.0, 1.0) * separation)
+        label = self.ontology.label(label_id)
+        genes = ", ".join(candidates[0].matched_genes[:5])
+        split = (
+            f"; evidence split below it, answered the common ancestor of "
+            f"{self.type_names[top]} and unrelated near-ties" if label_id != top_id else ""
+        )
+        alt = f"; best unrelated type: {alt_name} ({alt_score:.2f})" if alt_name else ""
+        return Annotation(
+            id=query.id, label=label, ontology_id=label_id,
+            confidence=round(confidence, 4), candidates=candidates,
+            evidence=(
+                f"{n_matched}/{len(used)} known markers support {self.type_names[top]} "
+                f"(score {top_score:.2f}: {genes}){split}{alt}"
+            ),
+        )
+
+    def _decide(
+        self, top_id: str, top_score: float, scores: np.ndarray, order: np.ndarray
+    ) -> str:
+        """The best type, or the common ancestor of unrelated near-ties."""
+        cutoff = top_score * (1.0 - self.params.tie_margin)
+        ties = []
+        for j in order[1:]:
+            if scores[j] < cutoff:
+                break
+            if not self.ontology.related(top_id, self.type_ids[j]):
+                ties.append(self.type_ids[j])
+        if not ties:
+            return top_id
+        common = set(self.ontology.ancestors(top_id, include_self=True))
+        for t in ties:
+            common &= set(self.ontology.ancestors(t, include_self=True))
+        common -= set(GENERIC_TERMS)
+        common = {t for t in common if self.ontology.depth(t) > 1}
+        if not common:
+            return top_id
+        return max(common, key=lambda t: (self.ontology.depth(t), t))
+
+    def provenance(self) -> dict[str, object]:
+        """What this knowledge base is, for provenance records."""
+        return {
+            "source": self.source,
+            "n_types": len(self.type_ids),
+            "n_genes": len(self.genes),
+            "cl_version": self.ontology.version,
+            "params": self.params.to_dict(),
+        }
+
+
+def _cellconsensus_version() -> str:
+    try:
+        return metadata.version("cellconsensus")
+    except metadata.PackageNotFoundError:  # pragma: no cover - hard dependency
+        return "unknown"
+
+
+@functools.cache
+def load_knowledge(params: KnowledgeParams | None = None) -> KnowledgeBase:
+    """Build (once per process and parameter set) the knowledge base from cellconsensus."""
+    try:
+        data = resources.files("cellconsensus").joinpath("data")
+        with data.joinpath("consensus_cache_full.pkl").open("rb") as fh:
+            cache = pickle.load(fh)  # noqa: S301 - data file of a pinned dependency
+        with data.joinpath("gene_alias.json").open("r") as fh:
+            aliases = json.load(fh)
+        with data.joinpath("cl_to_meta.json").open("r") as fh:
+            curated = set(json.load(fh)["cl_to_meta"])
+        weights, n_sources = cache["consensus"], cache["n_sources"]
+    except (ModuleNotFoundError, FileNotFoundError, KeyError, pickle.UnpicklingError) as e:
+        msg = (
+            f"cannot read the cellconsensus marker database ({e}); "
+            "reinstall with `pip install 'cellconsensus>=1.2,<1.3'`"
+        )
+        raise KnowledgeBaseError(msg) from e
+    return KnowledgeBase(
+        weights, n_sources, load_ontology(), answerable=curated, aliases=aliases,
+        params=params, source=f"cellconsensus {_cellconsensus_version()}",
+    )
