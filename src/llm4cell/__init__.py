@@ -1,0 +1,43 @@
+"""llm4cell: cell type annotation with curated knowledge, the Cell Ontology and LLMs.
+
+The main entry point is :func:`annotate`; the command line ``llm4cell annotate`` mirrors it.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from ._annotate import AnnotationResult, annotate, run_annotation
+from ._annotators import BACKENDS, Annotator, BackendSpec, get_annotator, show
+from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
+from ._records import Annotation, Candidate, MarkerQuery
+from .knowledge import KnowledgeBase, load_knowledge
+from .ontology import CellOntology, load_ontology
+
+try:
+    __version__ = _metadata.version("llm4cell")
+except _metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BACKENDS",
+    "Annotation",
+    "AnnotationResult",
+    "Annotator",
+    "BackendError",
+    "BackendSpec",
+    "Candidate",
+    "CellOntology",
+    "InputError",
+    "KnowledgeBase",
+    "KnowledgeBaseError",
+    "Llm4cellError",
+    "MarkerQuery",
+    "__version__",
+    "annotate",
+    "get_annotator",
+    "load_knowledge",
+    "load_ontology",
+    "run_annotation",
+    "show",
+]

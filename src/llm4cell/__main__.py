@@ -1,0 +1,3 @@
+from llm4cell.cli import main
+
+main()

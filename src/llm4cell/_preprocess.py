@@ -1,0 +1,301 @@
+"""From an AnnData to log-normalised expression, groups and ranked marker genes.
+
+What ``X`` holds is detected from its values (:func:`detect_matrix_kind`):
+
+* ``"counts"``: non-negative whole numbers -> ``normalize_total(target_sum=1e4)`` + ``log1p``;
+* ``"normalized"``: non-negative, not whole, maximum above 50 -> ``log1p``;
+* ``"lognorm"``: non-negative, not whole, maximum at most 50 -> used as is;
+* ``"scaled"``: any negative value (z-scores) -> not usable for markers: llm4cell takes
+  ``layers["counts"]`` if present, else ``.raw``, else stops with an error.
+
+``layer=`` picks the matrix explicitly. The input is never modified: transformations
+run on a private working copy.
+
+Clusters, when the user gives none, come from the standard scanpy route on that
+working copy: highly variable genes (``flavor="seurat"``, up to 2,000), PCA (up to 50
+components on those genes, ``random_state=0``), a 15-nearest-neighbour graph and Leiden
+(igraph implementation, ``resolution=1.0``, 2 iterations, ``random_state=0``).
+
+Markers per group come from ``rank_genes_groups`` (Wilcoxon, each group against the
+rest). A gene is marker evidence when its adjusted p-value is below 0.05, its log2 fold
+change above 0.25, at least 10% of the group's cells express it, and it is not a
+mitochondrial, ribosomal or unannotated gene (:func:`llm4cell.genes.is_evidence_gene`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ._errors import InputError
+from .genes import is_evidence_gene, resolve_var_symbols
+
+__all__ = [
+    "MatrixKind",
+    "Expression",
+    "cluster",
+    "detect_matrix_kind",
+    "prepare_expression",
+    "rank_markers",
+]
+
+MatrixKind = Literal["counts", "normalized", "lognorm", "scaled"]
+
+#: Marker filters (documented above and in the README).
+MAX_PVAL_ADJ = 0.05
+MIN_LOGFC = 0.25
+MIN_PCT = 0.10
+LOGNORM_MAX = 50.0
+
+
+def _sample_values(X: object, n: int = 200_000) -> np.ndarray:
+    if sparse.issparse(X):
+        data = X.data  # type: ignore[attr-defined]
+    else:
+        arr = np.asarray(X)
+        rows = arr.shape[0]
+        step = max(1, rows // 2000)
+        data = arr[::step].ravel()
+    if data.size > n:
+        data = data[:: data.size // n]
+    return np.asarray(data)
+
+
+def detect_matrix_kind(X: object, *, what: str = "X") -> MatrixKind:
+    """What a matrix holds: counts, normalised, log-normalised or scaled values.
+
+    Raises
+    ------
+    InputError
+        When the matrix is empty or holds NaN or infinite values.
+    """
+    shape = getattr(X, "shape", (0, 0))
+    if shape[0] == 0 or shape[1] == 0:
+        msg = f"{what} is empty ({shape[0]} cells x {shape[1]} genes); give a non-empty matrix"
+        raise InputError(msg)
+    all_values = X.data if sparse.issparse(X) else np.asarray(X)  # type: ignore[attr-defined]
+    if all_values.size and not np.isfinite(all_values).all():
+        msg = (
+            f"{what} holds NaN or infinite values; counts or normalised expression must "
+            "be finite: fix or remove those entries before annotating"
+        )
+        raise InputError(msg)
+    values = _sample_values(X)
+    values = values[values != 0]
+    if values.size == 0:
+        msg = f"{what} holds only zeros; give a matrix with expression values"
+        raise InputError(msg)
+    if values.min() < 0:
+        return "scaled"
+    if np.all(np.equal(np.mod(values, 1), 0)):
+        return "counts"
+    if values.max() > LOGNORM_MAX:
+        return "normalized"
+    return "lognorm"
+
+
+@dataclass
+class Expression:
+    """Log-normalised expression used for clustering and markers.
+
+    Attributes
+    ----------
+    adata
+        Working AnnData: ``X`` log-normalised (CSR, float32), ``var_names`` unique symbols.
+    source
+        Which matrix of the input was used (``"X"``, ``".raw"``, ``"layers['counts']"``).
+    kind
+        What that matrix held.
+    transform
+        What was applied to reach log-normalised values.
+    symbols_from
+        Where gene symbols came from.
+    """
+
+    adata: ad.AnnData
+    source: str
+    kind: MatrixKind
+    transform: str
+    symbols_from: str
+
+    def describe(self) -> dict[str, str]:
+        """Plain dict for provenance records."""
+        return {
+            "matrix": self.source,
+            "kind": self.kind,
+            "transform": self.transform,
+            "gene_symbols": self.symbols_from,
+        }
+
+
+def _pick_matrix(
+    adata: ad.AnnData, layer: str | None
+) -> tuple[object, pd.DataFrame, str, MatrixKind]:
+    if layer is not None:
+        if layer not in adata.layers:
+            have = ", ".join(map(repr, adata.layers.keys())) or "none"
+            msg = f"layer {layer!r} not found (layers present: {have}); pick one with --layer"
+            raise InputError(msg)
+        M = adata.layers[layer]
+        kind = detect_matrix_kind(M, what=f"layers[{layer!r}]")
+        if kind == "scaled":
+            msg = (
+                f"layers[{layer!r}] holds negative values; markers need counts or "
+                "log-normalised values: choose another --layer"
+            )
+            raise InputError(msg)
+        return M, adata.var, f"layers[{layer!r}]", kind
+    kind = detect_matrix_kind(adata.X, what="X")
+    if kind != "scaled":
+        return adata.X, adata.var, "X", kind
+    if "counts" in adata.layers:
+        M = adata.layers["counts"]
+        k = detect_matrix_kind(M, what="layers['counts']")
+        if k == "scaled":
+            msg = (
+                "layers['counts'] holds negative values where counts are expected; "
+                "store raw counts there or pass --layer"
+            )
+            raise InputError(msg)
+        return M, adata.var, "layers['counts']", k
+    if adata.raw is not None:
+        M = adata.raw.X
+        k = detect_matrix_kind(M, what=".raw.X")
+        if k == "scaled":
+            msg = (
+                "both X and .raw hold scaled (negative) values; give counts or "
+                "log-normalised values in .raw, layers['counts'] or --layer"
+            )
+            raise InputError(msg)
+        return M, adata.raw.var, ".raw", k
+    msg = (
+        "X holds scaled values (negative z-scores) and the file has neither .raw nor "
+        "layers['counts']; markers need counts or log-normalised values: pass --layer"
+    )
+    raise InputError(msg)
+
+
+def prepare_expression(
+    adata: ad.AnnData, *, layer: str | None = None, species: str = "human"
+) -> Expression:
+    """Build the working log-normalised AnnData without touching ``adata``.
+
+    Raises
+    ------
+    InputError
+        For empty, non-finite or unusable matrices, and unknown layers.
+    """
+    import scanpy as sc
+
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        msg = (
+            f"the data is empty ({adata.n_obs} cells x {adata.n_vars} genes); "
+            "give a non-empty matrix"
+        )
+        raise InputError(msg)
+    M, var, source, kind = _pick_matrix(adata, layer)
+    symbols, symbols_from = resolve_var_symbols(var, species)
+    needs_copy = kind in ("counts", "normalized")
+    X = sparse.csr_matrix(M, dtype=np.float32, copy=needs_copy)
+    if X is M:
+        needs_copy = False
+    work = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame(index=adata.obs_names.copy()),
+        var=pd.DataFrame(index=pd.Index(symbols.astype(str), name=None)),
+    )
+    work.var_names_make_unique()
+    if kind == "counts":
+        sc.pp.normalize_total(work, target_sum=1e4)
+        sc.pp.log1p(work)
+        transform = "normalize_total(target_sum=1e4) + log1p"
+    elif kind == "normalized":
+        sc.pp.log1p(work)
+        transform = "log1p"
+    else:
+        transform = "none (already log-normalised)"
+    return Expression(work, source, kind, transform, symbols_from)
+
+
+def cluster(
+    work: ad.AnnData, *, resolution: float = 1.0, random_state: int = 0, key: str = "leiden"
+) -> pd.Series:
+    """Leiden clusters by the standard scanpy route (see module docstring)."""
+    import scanpy as sc
+
+    n_top = min(2000, work.n_vars)
+    sc.pp.highly_variable_genes(work, n_top_genes=n_top, flavor="seurat")
+    n_hvg = int(work.var["highly_variable"].sum())
+    n_comps = max(2, min(50, work.n_obs - 1, n_hvg - 1))
+    sc.pp.pca(work, n_comps=n_comps, mask_var="highly_variable", random_state=random_state)
+    sc.pp.neighbors(work, n_neighbors=min(15, work.n_obs - 1), random_state=random_state)
+    sc.tl.leiden(
+        work, resolution=resolution, flavor="igraph", n_iterations=2, directed=False,
+        random_state=random_state, key_added=key,
+    )
+    return work.obs[key]
+
+
+def rank_markers(
+    work: ad.AnnData, groupby: str, *, n_markers: int = 25, min_cells: int = 2
+) -> dict[str, pd.DataFrame]:
+    """Marker genes per group, best first, filtered to evidence genes.
+
+    Returns
+    -------
+    Group -> table with ``gene``, ``score``, ``logfoldchange``, ``pct_in``, ``pct_out``,
+    ``pval_adj`` (at most ``n_markers`` rows). Groups with fewer than ``min_cells`` cells
+    are present with an empty table.
+    """
+    import scanpy as sc
+
+    labels = work.obs[groupby]
+    counts = labels.value_counts()
+    order = list(labels.cat.categories) if hasattr(labels, "cat") else sorted(counts.index)
+    order = [g for g in order if counts.get(g, 0) > 0]
+    valid = [str(g) for g in order if counts[g] >= min_cells]
+    out: dict[str, pd.DataFrame] = {str(g): _empty_markers() for g in order}
+    if len(valid) < 2:
+        return out
+    sc.tl.rank_genes_groups(
+        work, groupby, groups=valid, reference="rest", method="wilcoxon", pts=True,
+        n_genes=min(300, work.n_vars), use_raw=False, key_added="_llm4cell_rgg",
+    )
+    res = work.uns["_llm4cell_rgg"]
+    pts = res["pts"]
+    pts_rest = res.get("pts_rest")
+    for g in valid:
+        names = np.asarray(res["names"][g]).astype(str)
+        df = pd.DataFrame({
+            "gene": names,
+            "score": np.asarray(res["scores"][g], dtype=float),
+            "logfoldchange": np.asarray(res["logfoldchanges"][g], dtype=float),
+            "pval_adj": np.asarray(res["pvals_adj"][g], dtype=float),
+        })
+        df["pct_in"] = pts.loc[names, g].to_numpy(dtype=float)
+        df["pct_out"] = (
+            pts_rest.loc[names, g].to_numpy(dtype=float) if pts_rest is not None else np.nan
+        )
+        keep = (
+            (df["pval_adj"] < MAX_PVAL_ADJ)
+            & (df["logfoldchange"] > MIN_LOGFC)
+            & (df["pct_in"] >= MIN_PCT)
+            & df["gene"].map(is_evidence_gene)
+        )
+        out[g] = df[keep].head(n_markers).reset_index(drop=True)
+    del work.uns["_llm4cell_rgg"]
+    return out
+
+
+def _empty_markers() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=float) for c in
+         ["score", "logfoldchange", "pval_adj", "pct_in", "pct_out"]}
+    ).assign(gene=pd.Series(dtype=str))[
+        ["gene", "score", "logfoldchange", "pval_adj", "pct_in", "pct_out"]
+    ]

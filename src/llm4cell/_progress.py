@@ -1,0 +1,55 @@
+"""Stage timing and optional rich progress display."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+__all__ = ["Stages"]
+
+
+class Stages:
+    """Times named stages; shows a rich spinner per stage when ``show`` is True.
+
+    Timings (seconds) are kept in :attr:`timings` for provenance and benchmarks.
+    """
+
+    def __init__(self, show: bool = False) -> None:
+        self.show = show
+        self.timings: dict[str, float] = {}
+        self._progress = None
+        if show:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(finished_text="[green]✓"),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+
+    def __enter__(self) -> Stages:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage (and show it)."""
+        task = None
+        if self._progress is not None:
+            task = self._progress.add_task(name, total=1)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+            if self._progress is not None and task is not None:
+                self._progress.update(task, completed=1)

@@ -1,0 +1,160 @@
+"""The ``llm4cell`` command line: each command mirrors one Python function."""
+
+from __future__ import annotations
+
+import enum
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._errors import Llm4cellError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Cell type annotation with curated knowledge, the Cell Ontology and language models.",
+)
+err = Console(stderr=True)
+out = Console()
+
+
+class SpeciesChoice(str, enum.Enum):
+    human = "human"
+    mouse = "mouse"
+
+
+def _fail(e: BaseException, debug: bool) -> None:
+    if debug:
+        raise e
+    message = " ".join(str(e).split())
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@app.callback()
+def _main() -> None:
+    """llm4cell: Cell Ontology-grounded cell type labels, offline by default."""
+
+
+@app.command()
+def annotate(
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="Input: .h5ad file, 10x .h5 file or 10x mtx folder."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Annotated .h5ad to write (never the input).")
+    ] = Path("annotated.h5ad"),
+    tissue: Annotated[
+        str | None, typer.Option(help="Tissue of origin, e.g. blood, liver, lung.")
+    ] = None,
+    species: Annotated[
+        SpeciesChoice, typer.Option(help="Species of the gene symbols.")
+    ] = SpeciesChoice.human,
+    groupby: Annotated[
+        str | None, typer.Option(help="obs column with your clusters (default: Leiden).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="Annotation backend spec.")] = "knowledge",
+    report: Annotated[
+        Path | None, typer.Option(help="Write a self-contained HTML report here.")
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(help="Per-group CSV table (default: OUTPUT with .csv suffix)."),
+    ] = None,
+    key_added: Annotated[str, typer.Option(help="Prefix of the obs keys written.")] = "cell_type",
+    layer: Annotated[
+        str | None, typer.Option(help="Layer with counts or log-normalised values to use.")
+    ] = None,
+    resolution: Annotated[float, typer.Option(help="Leiden resolution.")] = 1.0,
+    n_markers: Annotated[int, typer.Option(help="Marker genes per group.")] = 25,
+    random_state: Annotated[int, typer.Option(help="Seed for PCA, neighbours, Leiden.")] = 0,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Run on scanpy's bundled pbmc68k_reduced data.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+) -> None:
+    """Annotate cell types of DATA with Cell Ontology labels, confidence and evidence."""
+    try:
+        _annotate(
+            data, output, tissue=tissue, species=species.value, groupby=groupby,
+            backend=backend, report=report, csv=csv, key_added=key_added, layer=layer,
+            resolution=resolution, n_markers=n_markers, random_state=random_state, demo=demo,
+        )
+    except Llm4cellError as e:
+        _fail(e, debug)
+
+
+def _annotate(
+    data: Path | None, output: Path, *, demo: bool, report: Path | None, csv: Path | None,
+    **kwargs: object,
+) -> None:
+    from ._errors import InputError
+    from ._io import check_output_path, read_data, write_h5ad
+
+    if demo == (data is not None):
+        msg = "give either DATA or --demo (exactly one)"
+        raise InputError(msg)
+    if output.suffix.lower() != ".h5ad":
+        msg = f"the output {str(output)!r} must end in .h5ad"
+        raise InputError(msg)
+    inputs = [data] if data is not None else []
+    check_output_path(output, *inputs)
+    csv_path = csv if csv is not None else output.with_suffix(".csv")
+    check_output_path(csv_path, *inputs)
+    if report is not None:
+        check_output_path(report, *inputs)
+
+    import anndata as ad
+
+    from ._annotate import annotate as annotate_fn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", category=ad.ImplicitModificationWarning)
+        if demo:
+            import scanpy as sc
+
+            adata = sc.datasets.pbmc68k_reduced()
+            err.print("Demo: scanpy's pbmc68k_reduced (700 PBMCs, 765 genes), tissue blood")
+            kwargs.setdefault("tissue", None)
+            if kwargs.get("tissue") is None:
+                kwargs["tissue"] = "blood"
+        else:
+            with err.status(f"Reading {data}"):
+                adata = read_data(data)  # type: ignore[arg-type]
+        err.print(f"Input: {adata.n_obs} cells x {adata.n_vars} genes")
+        annotate_fn(adata, report=report, csv=csv_path, progress=True, **kwargs)  # type: ignore[arg-type]
+        with err.status(f"Writing {output}"):
+            write_h5ad(adata, output)
+    _print_summary(adata, str(kwargs.get("key_added", "cell_type")))
+    err.print(f"Wrote {output}")
+    err.print(f"Wrote {csv_path}")
+    if report is not None:
+        err.print(f"Wrote {report}")
+
+
+def _print_summary(adata: object, key: str) -> None:
+    groups = adata.uns["llm4cell"]["groups"]  # type: ignore[attr-defined]
+    table = Table(title="llm4cell annotation", show_lines=False)
+    for col in ("group", "cells", "label", "CL ID", "confidence"):
+        table.add_column(col)
+    for g, r in groups.iterrows():
+        table.add_row(str(g), str(r["n_cells"]), str(r["label"]), str(r["ontology_id"]),
+                      f"{float(r['confidence']):.2f}")
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="llm4cell")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
