@@ -82,8 +82,9 @@ class AnnotationResult:
         )
 
     def to_df(self) -> pd.DataFrame:
-        """One row per group: group, n_cells, top_markers, label, ontology_id, confidence,
-        candidate_2..candidate_4 (the next three candidates) and evidence."""
+        """One row per group: group, n_cells, top_markers, n_significant_markers, label,
+        ontology_id, confidence, candidate_2..candidate_4 (the next three candidates, as
+        ``name (CL ID, score)``) and evidence."""
         n_cells = self.groups.value_counts()
         rows = []
         for g, a in self.annotations.items():
@@ -92,6 +93,8 @@ class AnnotationResult:
                 "group": g,
                 "n_cells": int(n_cells.get(g, 0)),
                 "top_markers": ", ".join(self.queries[g].genes[:10]),
+                "n_significant_markers": int(self.markers[g]["significant"].sum())
+                if g in self.markers and "significant" in self.markers[g] else 0,
                 "label": a.label,
                 "ontology_id": a.ontology_id or "",
                 "confidence": a.confidence,

@@ -49,7 +49,7 @@ def read_data(path: str | os.PathLike[str]) -> ad.AnnData:
     if suffix == ".h5ad":
         try:
             adata = ad.read_h5ad(p)
-        except Exception as e:  # noqa: BLE001 - h5py/anndata raise many types
+        except Exception as e:
             msg = (
                 f"{str(p)!r} is not a readable AnnData .h5ad file "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); "
@@ -62,7 +62,7 @@ def read_data(path: str | os.PathLike[str]) -> ad.AnnData:
 
         try:
             adata = sc.read_10x_h5(p)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             msg = (
                 f"{str(p)!r} is not a readable 10x Genomics HDF5 matrix "
                 f"({type(e).__name__}); give a CellRanger filtered_feature_bc_matrix.h5"
@@ -92,7 +92,7 @@ def _read_mtx_dir(p: Path) -> ad.AnnData:
         raise InputError(msg)
     try:
         return sc.read_10x_mtx(p, var_names="gene_symbols", make_unique=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         msg = f"cannot read the 10x mtx folder {str(p)!r} ({type(e).__name__}: {e})"
         raise InputError(msg) from e
 

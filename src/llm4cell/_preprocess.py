@@ -20,6 +20,9 @@ Markers per group come from ``rank_genes_groups`` (Wilcoxon, each group against 
 rest). A gene is marker evidence when its adjusted p-value is below 0.05, its log2 fold
 change above 0.25, at least 10% of the group's cells express it, and it is not a
 mitochondrial, ribosomal or unannotated gene (:func:`llm4cell.genes.is_evidence_gene`).
+Small groups rarely reach significance: when fewer than 3 genes pass, the p-value
+filter is dropped for that group and its best-ranked eligible genes are used (the
+per-group table records how many markers were significant).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from ._errors import InputError
 from .genes import is_evidence_gene, resolve_var_symbols
 
 __all__ = [
-    "MatrixKind",
     "Expression",
+    "MatrixKind",
     "cluster",
     "detect_matrix_kind",
     "prepare_expression",
@@ -51,6 +54,8 @@ MAX_PVAL_ADJ = 0.05
 MIN_LOGFC = 0.25
 MIN_PCT = 0.10
 LOGNORM_MAX = 50.0
+#: Below this many significant markers, the best-ranked eligible genes are used instead.
+MIN_SIGNIFICANT = 3
 
 
 def _sample_values(X: object, n: int = 200_000) -> np.ndarray:
@@ -249,8 +254,8 @@ def rank_markers(
     Returns
     -------
     Group -> table with ``gene``, ``score``, ``logfoldchange``, ``pct_in``, ``pct_out``,
-    ``pval_adj`` (at most ``n_markers`` rows). Groups with fewer than ``min_cells`` cells
-    are present with an empty table.
+    ``pval_adj`` and ``significant`` (at most ``n_markers`` rows). Groups with fewer
+    than ``min_cells`` cells are present with an empty table.
     """
     import scanpy as sc
 
@@ -281,13 +286,17 @@ def rank_markers(
         df["pct_out"] = (
             pts_rest.loc[names, g].to_numpy(dtype=float) if pts_rest is not None else np.nan
         )
-        keep = (
-            (df["pval_adj"] < MAX_PVAL_ADJ)
-            & (df["logfoldchange"] > MIN_LOGFC)
+        eligible = (
+            (df["logfoldchange"] > MIN_LOGFC)
             & (df["pct_in"] >= MIN_PCT)
             & df["gene"].map(is_evidence_gene)
         )
-        out[g] = df[keep].head(n_markers).reset_index(drop=True)
+        df["significant"] = df["pval_adj"] < MAX_PVAL_ADJ
+        chosen = df[eligible & df["significant"]]
+        if len(chosen) < min(MIN_SIGNIFICANT, n_markers):
+            # Small groups rarely reach significance: keep the best-ranked eligible genes.
+            chosen = df[eligible]
+        out[g] = chosen.head(n_markers).reset_index(drop=True)
     del work.uns["_llm4cell_rgg"]
     return out
 

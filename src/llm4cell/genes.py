@@ -167,6 +167,6 @@ def resolve_var_symbols(
                 )
                 return symbols.astype(object), f"var[{col!r}]"
     mapped = ensembl_to_symbol(list(names), species)
-    symbols = np.array([m if m else n for m, n in zip(mapped, names)], dtype=object)
+    symbols = np.array([m if m else n for m, n in zip(mapped, names, strict=False)], dtype=object)
     n_mapped = sum(m is not None for m in mapped)
     return symbols, f"var_names (Ensembl IDs mapped to symbols: {n_mapped}/{len(names)})"

@@ -18,8 +18,11 @@ root-level generic terms (:data:`llm4cell.ontology.GENERIC_TERMS`). For each typ
   ``w(g, t)``, compressed and normalised: ``p(g | t) = sqrt(w(g, t)) / sum_g' sqrt(w(g', t))``;
 * the background ``p0(g)`` is the mean of ``p(g | t)`` over all types;
 * a gene's enrichment for the type is ``e(g, t) = log(1 + p(g | t) / p0(g))``: large when
-  the gene is strongly supported for ``t`` and rare elsewhere (a gene listed for
-  hundreds of types has a large ``p0`` and weighs little), 0 when ``t`` does not list it.
+  the gene is strongly supported for ``t`` and rare elsewhere, 0 when ``t`` does not list
+  it. A gene listed by hundreds of types (ACTB, B2M, PTPRC) has a large background and
+  weighs little everywhere. (Counting the *lineages* that list a gene was tried as an
+  extra specificity factor; it made random gene lists harder to tell from real marker
+  lists, see ``docs/knowledge.md``, so it is not used.)
 
 For a query whose evidence genes are ``g_1..g_n`` (best first; MT-, ribosomal and
 unannotated genes removed), with rank weights ``r_i = 1 / log2(i + 2)``::
@@ -113,6 +116,8 @@ class KnowledgeBase:
         Gene symbols (rows).
     enrichment
         ``e(g, t)``, CSR matrix of shape ``(n_genes, n_types)``.
+    background
+        ``p0(g)``, shape ``(n_genes,)``.
     n_sources
         Sources behind each type, shape ``(n_types,)``.
     """
@@ -167,7 +172,7 @@ class KnowledgeBase:
             top = sorted(profiles[tid].items(), key=lambda kv: (-kv[1], kv[0]))[: p.top_genes]
             root = np.sqrt(np.array([w for _, w in top]))
             root /= root.sum()
-            for (g, _), v in zip(top, root):
+            for (g, _), v in zip(top, root, strict=False):
                 rows.append(gene_index.setdefault(g, len(gene_index)))
                 cols.append(j)
                 vals.append(float(v))
@@ -358,11 +363,12 @@ class KnowledgeBase:
         common = set(self.ontology.ancestors(top_id, include_self=True))
         for t in ties:
             common &= set(self.ontology.ancestors(t, include_self=True))
-        common -= set(GENERIC_TERMS)
-        common = {t for t in common if self.ontology.depth(t) > 1}
-        if not common:
+        common = {t for t in common if t not in GENERIC_TERMS and self.ontology.depth(t) > 1}
+        lowest = self.ontology.most_specific(common)
+        if not lowest:
             return top_id
-        return max(common, key=lambda t: (self.ontology.depth(t), t))
+        # Several lowest common ancestors (a DAG): prefer one the database describes.
+        return max(lowest, key=lambda t: (t in self.type_index, self.ontology.depth(t), t))
 
     def provenance(self) -> dict[str, object]:
         """What this knowledge base is, for provenance records."""
@@ -388,11 +394,12 @@ def load_knowledge(params: KnowledgeParams | None = None) -> KnowledgeBase:
     try:
         data = resources.files("cellconsensus").joinpath("data")
         with data.joinpath("consensus_cache_full.pkl").open("rb") as fh:
-            cache = pickle.load(fh)  # noqa: S301 - data file of a pinned dependency
+            cache = pickle.load(fh)
         with data.joinpath("gene_alias.json").open("r") as fh:
             aliases = json.load(fh)
         with data.joinpath("cl_to_meta.json").open("r") as fh:
-            curated = set(json.load(fh)["cl_to_meta"])
+            cl_to_meta = json.load(fh)["cl_to_meta"]
+        curated = set(cl_to_meta)
         weights, n_sources = cache["consensus"], cache["n_sources"]
     except (ModuleNotFoundError, FileNotFoundError, KeyError, pickle.UnpicklingError) as e:
         msg = (

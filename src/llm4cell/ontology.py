@@ -46,7 +46,6 @@ GENERIC_TERMS: dict[str, str] = {
     "CL:0002371": "somatic cell",
     "CL:0000219": "motile cell",
     "CL:0001034": "cell in vitro",
-    "CL:0000010": "cultured cell",
 }
 
 
@@ -155,14 +154,23 @@ class CellOntology:
         return a == b or self.is_ancestor(a, b) or self.is_ancestor(b, a)
 
     def lowest_common_ancestors(self, a: str, b: str) -> list[str]:
-        """The deepest terms that are ancestors (or self) of both ``a`` and ``b``."""
+        """The most specific terms that are ancestors (or self) of both ``a`` and ``b``.
+
+        In a DAG there may be several; each is a common ancestor none of whose
+        descendants is also a common ancestor.
+        """
         common = set(self.ancestors(a, include_self=True)) & set(
             self.ancestors(b, include_self=True)
         )
-        if not common:
-            return []
-        best = max(self.depth(t) for t in common)
-        return sorted(t for t in common if self.depth(t) == best)
+        return self.most_specific(common)
+
+    def most_specific(self, term_ids: Iterable[str]) -> list[str]:
+        """The terms of a set that are not an ancestor of another term of the set."""
+        terms = set(term_ids)
+        ancestors_of_others: set[str] = set()
+        for t in terms:
+            ancestors_of_others.update(self.ancestors(t))
+        return sorted(terms - ancestors_of_others)
 
     def resolve(self, term_id: str) -> str | None:
         """A live ID for ``term_id``: itself, or its replacement when obsolete, else None."""
@@ -206,7 +214,7 @@ def load_ontology(schema_version: str = CL_SCHEMA_VERSION) -> CellOntology:
     version = schema.supported_ontologies["CL"]["version"]
     try:
         terms = schema.ontology("CL")
-    except Exception as e:  # noqa: BLE001 - any failure here means the data is missing
+    except Exception as e:
         msg = f"cannot load the Cell Ontology {version} from cellxgene-ontology-guide: {e}"
         raise KnowledgeBaseError(msg) from e
     return CellOntology(terms, version)

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real pbmc68k_reduced data (shipped inside scanpy) and a small
+synthetic count matrix with planted marker programs."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+#: Planted programs: cell type -> (CL ID of the expected subtree root, marker genes).
+PROGRAMS: dict[str, tuple[str, list[str]]] = {
+    "B": ("CL:0000236", ["MS4A1", "CD79A", "CD79B", "CD19", "BANK1", "CD22", "PAX5", "TCL1A"]),
+    "T": ("CL:0000084", ["CD3D", "CD3E", "CD3G", "CD2", "IL7R", "LCK", "TRAC", "CD5"]),
+    "NK": ("CL:0000623", ["NKG7", "GNLY", "KLRD1", "KLRF1", "PRF1", "NCAM1", "GZMB", "KLRC1"]),
+    "Mono": ("CL:0000576", ["CD14", "LYZ", "S100A8", "S100A9", "FCN1", "VCAN", "CSF1R", "MNDA"]),
+    "Hep": ("CL:0000182", ["ALB", "APOA1", "APOC3", "TTR", "SERPINA1", "HP", "FGB", "AHSG"]),
+}
+BACKGROUND = [f"BG{i:03d}" for i in range(150)] + ["ACTB", "GAPDH", "MT-CO1", "RPL13", "RPS18"]
+
+
+@functools.cache
+def _pbmc() -> ad.AnnData:
+    import scanpy as sc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sc.datasets.pbmc68k_reduced()
+
+
+@pytest.fixture
+def pbmc() -> ad.AnnData:
+    """scanpy's pbmc68k_reduced: X scaled, .raw log-normalised (fresh copy per test)."""
+    return _pbmc().copy()
+
+
+def make_planted_counts(n_per_type: int = 40, seed: int = 0) -> ad.AnnData:
+    """Poisson counts: every type expresses its 8 markers ~15x above background."""
+    rng = np.random.default_rng(seed)
+    genes = [g for _, (_, gs) in PROGRAMS.items() for g in gs] + BACKGROUND
+    gi = {g: i for i, g in enumerate(genes)}
+    blocks, labels = [], []
+    for name, (_, markers) in PROGRAMS.items():
+        rate = np.full(len(genes), 0.3)
+        rate[[gi[g] for g in markers]] = 5.0
+        rate[[gi[g] for g in ("ACTB", "GAPDH", "MT-CO1", "RPL13", "RPS18")]] = 20.0
+        blocks.append(rng.poisson(rate, size=(n_per_type, len(genes))))
+        labels += [name] * n_per_type
+    X = sparse.csr_matrix(np.vstack(blocks).astype(np.float32))
+    obs = pd.DataFrame({"truth": pd.Categorical(labels)},
+                       index=[f"cell{i}" for i in range(len(labels))])
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
+
+
+@pytest.fixture
+def planted() -> ad.AnnData:
+    """Small synthetic raw-count AnnData with planted marker programs (obs['truth'])."""
+    return make_planted_counts()

@@ -1,0 +1,65 @@
+"""Gene identifier rules: symbol columns, Ensembl mapping, mouse to human, evidence genes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from llm4cell.genes import (
+    ensembl_to_symbol,
+    is_evidence_gene,
+    looks_like_ensembl,
+    mouse_to_human,
+    resolve_var_symbols,
+)
+
+
+@pytest.mark.parametrize(
+    ("gene", "ok"),
+    [
+        ("CD3E", True), ("MS4A1", True), ("Cd3e", True), ("HLA-DRA", True),
+        ("MT-CO1", False), ("mt-Co1", False), ("RPL13", False), ("RPS4X", False),
+        ("RPLP0", False), ("MRPL12", False), ("AC012345.1", False), ("RP11-34P13.3", False),
+        ("ENSG00000141510", False), ("LOC100287", False), ("Gm12345", False),
+        ("1810009A15Rik", False), ("", False),
+    ],
+)
+def test_evidence_genes(gene, ok):
+    assert is_evidence_gene(gene) is ok
+
+
+def test_ensembl_ids_map_to_symbols_with_or_without_version():
+    # TP53, CD3E and mouse Cd19 (real GENCODE IDs)
+    assert ensembl_to_symbol(["ENSG00000141510", "ENSG00000198851.10"]) == ["TP53", "CD3E"]
+    assert ensembl_to_symbol(["ENSMUSG00000030724"], "mouse") == ["Cd19"]
+    assert ensembl_to_symbol(["ENSG99999999999"]) == [None]
+
+
+def test_symbol_column_is_preferred_over_ensembl_index():
+    var = pd.DataFrame(
+        {"feature_name": ["TP53", "CD3E", "MS4A1"]},
+        index=["ENSG00000141510", "ENSG00000198851", "ENSG00000156738"],
+    )
+    symbols, source = resolve_var_symbols(var)
+    assert list(symbols) == ["TP53", "CD3E", "MS4A1"]
+    assert source == "var['feature_name']"
+
+
+def test_ensembl_index_without_symbol_column_is_mapped():
+    var = pd.DataFrame(index=["ENSG00000141510", "ENSG00000198851", "ENSG00000000000"])
+    symbols, source = resolve_var_symbols(var)
+    assert list(symbols[:2]) == ["TP53", "CD3E"]
+    assert symbols[2] == "ENSG00000000000"  # unmapped IDs stay, and are not evidence
+    assert "2/3" in source
+
+
+def test_symbol_index_is_used_as_is():
+    var = pd.DataFrame(index=["CD3E", "MS4A1"])
+    symbols, source = resolve_var_symbols(var)
+    assert list(symbols) == ["CD3E", "MS4A1"] and source == "var_names"
+    assert not looks_like_ensembl(["CD3E", "MS4A1"])
+
+
+def test_mouse_to_human_rule():
+    assert mouse_to_human("Cd79a") == "CD79A"
+    assert mouse_to_human("H2-Ab1") == "HLA-DQB1"

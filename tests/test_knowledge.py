@@ -1,0 +1,132 @@
+"""The knowledge engine on the real cellconsensus database and Cell Ontology."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm4cell import Annotation, MarkerQuery, load_knowledge
+from llm4cell.knowledge import KnowledgeBase, KnowledgeParams
+from llm4cell.ontology import GENERIC_TERMS, load_ontology
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_knowledge()
+
+
+def _q(genes: str, **kw) -> MarkerQuery:
+    return MarkerQuery(id=kw.pop("id", "q"), genes=tuple(genes.split()), **kw)
+
+
+def _in_subtree(tid: str | None, root: str) -> bool:
+    onto = load_ontology()
+    return tid is not None and (tid == root or onto.is_ancestor(root, tid))
+
+
+@pytest.mark.parametrize(
+    ("genes", "root"),
+    [
+        ("MS4A1 CD79A CD79B CD19 BANK1 TCL1A CD22 PAX5", "CL:0000236"),  # B cell
+        ("GNLY NKG7 KLRD1 KLRF1 PRF1 NCAM1 FCGR3A CST7", "CL:0000623"),  # NK cell
+        ("CD14 LYZ S100A8 S100A9 FCN1 VCAN CST3 MNDA", "CL:0000576"),  # monocyte
+        ("CD3D CD3E IL7R LTB CCR7 TCF7 LEF1 CD2", "CL:0000084"),  # T cell
+        ("ALB APOA1 APOC3 TTR SERPINA1 HP FGB AHSG", "CL:0000182"),  # hepatocyte
+        ("LILRA4 IL3RA CLEC4C IRF7 TCF4 PLD4 SERPINF1 ITM2C", "CL:0000784"),  # pDC
+        ("PECAM1 VWF CDH5 CLDN5 FLT1 KDR EMCN RAMP2", "CL:0000115"),  # endothelial
+    ],
+)
+def test_classic_marker_lists_land_in_their_subtree(kb, genes, root):
+    a = kb.annotate([_q(genes)])[0]
+    assert _in_subtree(a.ontology_id, root), (a.label, a.evidence)
+    assert 0 < a.confidence <= 1
+    assert a.candidates and a.candidates[0].matched_genes
+    assert len(a.candidates) <= 5
+
+
+def test_answers_are_keyed_by_id_in_query_order(kb):
+    qs = [_q("MS4A1 CD79A CD19", id="7_0"), _q("CD3D CD3E CD2", id="10")]
+    out = kb.annotate(qs)
+    assert [a.id for a in out] == ["7_0", "10"]
+    assert all(isinstance(a, Annotation) for a in out)
+
+
+def test_housekeeping_genes_give_unknown(kb):
+    a = kb.annotate([_q("GAPDH ACTB TPT1 EEF1A1 MALAT1 TMSB4X FTL FTH1 UBC B2M")])[0]
+    assert a.label == "unknown" and a.ontology_id is None and a.confidence == 0
+    assert "too weak" in a.evidence
+
+
+def test_no_known_gene_gives_unknown_with_reason(kb):
+    a = kb.annotate([_q("XYZ1 XYZ2 MT-CO1 RPL13")])[0]
+    assert a.label == "unknown" and a.candidates == ()
+    assert "none of the" in a.evidence
+
+
+def test_confidence_falls_when_markers_are_diluted(kb):
+    clean = kb.annotate([_q("MS4A1 CD79A CD79B CD19 BANK1 TCL1A CD22 PAX5")])[0]
+    noisy = kb.annotate([_q("MS4A1 GAPDH ACTB CD79A TPT1 EEF1A1 UBC FTL FTH1 TMSB4X")])[0]
+    assert noisy.confidence < clean.confidence
+
+
+def test_marker_rank_matters(kb):
+    b_first = kb.score(_q("MS4A1 CD79A CD19 CD3D CD3E CD2"))
+    t_first = kb.score(_q("CD3D CD3E CD2 MS4A1 CD79A CD19"))
+    b, t = kb.type_index["CL:0000236"], kb.type_index["CL:0000084"]
+    assert b_first[b] > b_first[t]
+    assert t_first[t] > t_first[b]
+
+
+def test_specific_genes_weigh_more_than_promiscuous_ones(kb):
+    # CD19 and MS4A1 mark B cells; B2M, ACTB and PTPRC are listed across hundreds of
+    # types in the database. For B cell types, the B cell markers weigh more.
+    e = kb.enrichment.tocsc()
+    b_types = [kb.type_index[t] for t in ("CL:0000236", "CL:0000788", "CL:0000787")]
+    for marker in ("CD19", "MS4A1"):
+        for broad in ("B2M", "ACTB", "PTPRC"):
+            for j in b_types:
+                assert e[kb.gene_index[marker], j] > e[kb.gene_index[broad], j], (marker, broad)
+
+
+def test_mouse_and_alias_symbols(kb):
+    mouse = kb.annotate([_q("Cd79a Ms4a1 Cd19 Cd79b Pax5 Ebf1", species="mouse")])[0]
+    assert _in_subtree(mouse.ontology_id, "CL:0000945"), mouse.label
+    assert kb.resolve_gene("H2-Ab1", "mouse") == "HLA-DQB1"
+    # T3D is a previous symbol of CD3D in the cellconsensus alias table
+    assert kb.resolve_gene("T3D") == "CD3D"
+    assert kb.resolve_gene("MT-CO1") is None
+
+
+def test_tissue_prior_down_weights_types_of_other_tissues(kb):
+    genes = "SFTPC SFTPB SFTPA1 SFTPA2 NAPSA LAMP3 ABCA3 SLC34A2"
+    j = kb.type_index["CL:0002063"]  # pulmonary alveolar type 2 cell
+    lung = kb.score(_q(genes, tissue="lung"))[j]
+    blood = kb.score(_q(genes, tissue="blood"))[j]
+    none = kb.score(_q(genes))[j]
+    assert lung == pytest.approx(none)
+    assert blood == pytest.approx(none * kb.params.tissue_penalty)
+    # unrestricted types (T cells) are not touched by any tissue
+    t = kb.type_index["CL:0000084"]
+    assert kb.tissue_factor("liver")[t] == 1.0
+
+
+def test_never_answers_generic_or_obsolete_terms(kb):
+    onto = load_ontology()
+    assert not set(kb.type_ids) & set(GENERIC_TERMS)
+    assert all(not onto.is_deprecated(t) and onto.depth(t) > 1 for t in kb.type_ids)
+
+
+def test_split_between_unrelated_subtypes_answers_their_ancestor():
+    onto = load_ontology()
+    # Two sibling subtypes with identical evidence: the answer is their parent.
+    weights = {
+        "CL:0000860": {"G1": 10.0, "G2": 8.0},  # classical monocyte
+        "CL:0000875": {"G1": 10.0, "G2": 8.0},  # non-classical monocyte
+        "CL:0000236": {"G9": 10.0, "G8": 8.0},  # B cell
+    }
+    kb = KnowledgeBase(weights, {t: 10 for t in weights}, onto,
+                       params=KnowledgeParams(unknown_score=0.0))
+    a = kb.annotate([_q("G1 G2")])[0]
+    assert a.ontology_id == "CL:0000576"  # monocyte
+    assert "common ancestor" in a.evidence
+    b = kb.annotate([_q("G9 G8")])[0]
+    assert b.ontology_id == "CL:0000236"
