@@ -124,7 +124,7 @@ def test_split_between_unrelated_subtypes_answers_their_ancestor():
         "CL:0000236": {"G9": 10.0, "G8": 8.0},  # B cell
     }
     kb = KnowledgeBase(weights, {t: 10 for t in weights}, onto,
-                       params=KnowledgeParams(unknown_score=0.0))
+                       params=KnowledgeParams(null_quantile=0.0))
     a = kb.annotate([_q("G1 G2")])[0]
     assert a.ontology_id == "CL:0000576"  # monocyte
     assert "common ancestor" in a.evidence

@@ -12,7 +12,9 @@ __all__ = ["Stages"]
 class Stages:
     """Times named stages; shows a rich spinner per stage when ``show`` is True.
 
-    Timings (seconds) are kept in :attr:`timings` for provenance and benchmarks.
+    Timings (seconds) of completed stages are kept in :attr:`timings` for provenance and
+    benchmarks. When a stage raises, the display is removed so that the error message
+    is the only thing left on stderr.
     """
 
     def __init__(self, show: bool = False) -> None:
@@ -36,8 +38,11 @@ class Stages:
             self._progress.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self._progress is not None:
+            if exc_type is not None:
+                # On failure leave nothing behind: the caller reports the error itself.
+                self._progress.live.transient = True
             self._progress.stop()
 
     @contextlib.contextmanager
@@ -47,9 +52,7 @@ class Stages:
         if self._progress is not None:
             task = self._progress.add_task(name, total=1)
         start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-            if self._progress is not None and task is not None:
-                self._progress.update(task, completed=1)
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+        if self._progress is not None and task is not None:
+            self._progress.update(task, completed=1)

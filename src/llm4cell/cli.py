@@ -105,11 +105,17 @@ def _annotate(
         msg = f"the output {str(output)!r} must end in .h5ad"
         raise InputError(msg)
     inputs = [data] if data is not None else []
-    check_output_path(output, *inputs)
     csv_path = csv if csv is not None else output.with_suffix(".csv")
-    check_output_path(csv_path, *inputs)
-    if report is not None:
-        check_output_path(report, *inputs)
+    outputs = [output, csv_path] + ([report] if report is not None else [])
+    for i, path in enumerate(outputs):
+        check_output_path(path, *inputs)
+        for other in outputs[:i]:
+            if path.resolve() == other.resolve():
+                msg = (
+                    f"two outputs share the path {str(path)!r}; give -o, --csv and "
+                    "--report different paths"
+                )
+                raise InputError(msg)
 
     import anndata as ad
 
@@ -122,17 +128,17 @@ def _annotate(
             import scanpy as sc
 
             adata = sc.datasets.pbmc68k_reduced()
-            err.print("Demo: scanpy's pbmc68k_reduced (700 PBMCs, 765 genes), tissue blood")
-            kwargs.setdefault("tissue", None)
+            source = "demo: scanpy's pbmc68k_reduced (PBMCs), tissue blood"
             if kwargs.get("tissue") is None:
                 kwargs["tissue"] = "blood"
         else:
             with err.status(f"Reading {data}"):
                 adata = read_data(data)  # type: ignore[arg-type]
-        err.print(f"Input: {adata.n_obs} cells x {adata.n_vars} genes")
+            source = str(data)
         annotate_fn(adata, report=report, csv=csv_path, progress=True, **kwargs)  # type: ignore[arg-type]
         with err.status(f"Writing {output}"):
             write_h5ad(adata, output)
+    err.print(f"Annotated {adata.n_obs} cells x {adata.n_vars} genes from {source}")
     _print_summary(adata, str(kwargs.get("key_added", "cell_type")))
     err.print(f"Wrote {output}")
     err.print(f"Wrote {csv_path}")

@@ -36,22 +36,33 @@ other than the query's (rule in :mod:`llm4cell._tissues`), else 1.
 Decision: the best type ``t1`` wins, unless types unrelated to it in the ontology (neither
 ancestor nor descendant) score within ``tie_margin`` of it; then the answer is their
 lowest common ancestor when that is a specific term (evidence split between sibling
-subtypes gives the parent). Confidence is ``strength * separation`` with
-``strength = clip((score(t1) - unknown_score) / (strong_score - unknown_score), 0, 1)``
-and ``separation = 1 - exp(-margin / margin_scale)``, ``margin = 1 - score(best type
-unrelated to the answer) / score(t1)``. The answer is ``"unknown"`` (no CL ID) when
-``score(t1) < unknown_score`` or fewer than ``min_matched`` query genes support ``t1``.
+subtypes gives the parent).
+
+"Unknown" and confidence are measured against chance. At load, the engine scores
+``null_lists`` random marker lists (fixed seed) for each of several list lengths, drawing
+database genes with probability proportional to the number of profiles that list them
+(generic, widely listed genes: the hardest null). ``null(n)`` is the ``null_quantile``
+(95%) of the best score of random lists of ``n`` genes, interpolated in ``log n``. The
+answer is ``"unknown"`` (no CL ID) when ``score(t1) < null(n)`` for the query's ``n``
+evidence genes, or when fewer than ``min_matched`` genes support ``t1``. Otherwise
+``confidence = strength * separation`` with
+``strength = clip((score(t1) / null(n) - 1) / (strong_ratio - 1), 0, 1)`` (full strength
+at ``strong_ratio`` times the chance level) and
+``separation = 1 - exp(-margin / margin_scale)``, ``margin = 1 - score(best type
+unrelated to the answer) / score(t1)``. This is a first, uncalibrated confidence.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import math
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata, resources
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -65,6 +76,7 @@ from .ontology import GENERIC_TERMS, CellOntology, load_ontology
 __all__ = ["KnowledgeBase", "KnowledgeParams", "load_knowledge"]
 
 UNKNOWN = "unknown"
+_NULL_LENGTHS = (3, 5, 8, 12, 18, 25, 35, 50, 70, 100)
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,10 @@ class KnowledgeParams:
     support_k: float = 2.0
     tissue_penalty: float = 0.5
     tie_margin: float = 0.03
-    unknown_score: float = 1.5
-    strong_score: float = 3.0
+    null_lists: int = 200
+    null_quantile: float = 0.95
+    null_seed: int = 0
+    strong_ratio: float = 2.0
     margin_scale: float = 0.1
     min_matched: int = 2
     top_k: int = 5
@@ -189,6 +203,7 @@ class KnowledgeBase:
         self.type_names = [ontology.label(t) for t in type_ids]
         self.n_sources = np.array([sources[t] for t in type_ids], dtype=np.float64)
         self.prior = self.n_sources / (self.n_sources + p.support_k)
+        self._null_lengths, self._null_levels = self._null_model()
         self._restricted = [
             restricted_tissues(
                 [ontology.label(a) for a in ontology.ancestors(t, include_self=True)
@@ -196,6 +211,34 @@ class KnowledgeBase:
             )
             for t in type_ids
         ]
+
+    def _null_model(self) -> tuple[np.ndarray, np.ndarray]:
+        """Chance level of the best score for random lists of several lengths."""
+        p = self.params
+        rng = np.random.default_rng(p.null_seed)
+        listed = np.diff(self.enrichment.indptr).astype(np.float64)
+        prob = listed / listed.sum()
+        n_genes = len(self.genes)
+        lengths = np.array([n for n in _NULL_LENGTHS if n <= n_genes] or [n_genes])
+        levels = []
+        for n in lengths:
+            rank_w = 1.0 / np.log2(np.arange(n) + 2.0)
+            rows, cols, vals = [], [], []
+            for k in range(p.null_lists):
+                genes = rng.choice(n_genes, size=n, replace=False, p=prob)
+                rows.extend([k] * n)
+                cols.extend(genes.tolist())
+                vals.extend(rank_w.tolist())
+            Q = sparse.csr_matrix((vals, (rows, cols)), shape=(p.null_lists, n_genes))
+            best = np.asarray(((Q @ self.enrichment).toarray() / rank_w.sum()
+                               * self.prior).max(axis=1)).ravel()
+            levels.append(float(np.quantile(best, p.null_quantile)))
+        return lengths.astype(np.float64), np.array(levels)
+
+    def chance_level(self, n_genes: int) -> float:
+        """``null(n)``: the score random lists of ``n`` evidence genes reach by chance."""
+        n = max(1, n_genes)
+        return float(np.interp(np.log(n), np.log(self._null_lengths), self._null_levels))
 
     def __repr__(self) -> str:
         return (
@@ -311,14 +354,17 @@ class KnowledgeBase:
         top = int(order[0])
         top_id, top_score = self.type_ids[top], float(scores[top])
         n_matched = len(candidates[0].matched_genes) if candidates else 0
-        if top_score < p.unknown_score or n_matched < p.min_matched:
+        n_evidence = sum(is_evidence_gene(g) for g in query.genes)
+        chance = self.chance_level(n_evidence)
+        if top_score < chance or n_matched < p.min_matched:
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
                 candidates=candidates,
                 evidence=(
                     f"evidence too weak: best type {self.type_names[top]} scores "
-                    f"{top_score:.2f} with {n_matched} matched markers (needs >= "
-                    f"{p.unknown_score} and >= {p.min_matched})"
+                    f"{top_score:.2f} with {n_matched} matched markers; random lists of "
+                    f"{n_evidence} genes reach {chance:.2f} (95%), and >= {p.min_matched} "
+                    "matched markers are needed"
                 ),
             )
         label_id = self._decide(top_id, top_score, scores, order)
@@ -328,7 +374,7 @@ class KnowledgeBase:
                 alt_score, alt_name = float(scores[j]), self.type_names[j]
                 break
         margin = max(0.0, 1.0 - alt_score / top_score)
-        strength = (top_score - p.unknown_score) / (p.strong_score - p.unknown_score)
+        strength = (top_score / chance - 1.0) / (p.strong_ratio - 1.0)
         separation = 1.0 - math.exp(-margin / p.margin_scale)
         confidence = float(np.clip(strength, 0.0, 1.0) * separation)
         label = self.ontology.label(label_id)
@@ -343,7 +389,7 @@ class KnowledgeBase:
             confidence=round(confidence, 4), candidates=candidates,
             evidence=(
                 f"{n_matched}/{len(used)} known markers support {self.type_names[top]} "
-                f"(score {top_score:.2f}: {genes}){split}{alt}"
+                f"(score {top_score:.2f}, chance {chance:.2f}: {genes}){split}{alt}"
             ),
         )
 
@@ -388,16 +434,25 @@ def _cellconsensus_version() -> str:
         return "unknown"
 
 
+def _cellconsensus_data() -> Path:
+    """The cellconsensus data folder, found without importing the package (slow import)."""
+    spec = importlib.util.find_spec("cellconsensus")
+    if spec is None or not spec.submodule_search_locations:
+        msg = "cellconsensus is not installed"
+        raise ModuleNotFoundError(msg)
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
 @functools.cache
 def load_knowledge(params: KnowledgeParams | None = None) -> KnowledgeBase:
     """Build (once per process and parameter set) the knowledge base from cellconsensus."""
     try:
-        data = resources.files("cellconsensus").joinpath("data")
-        with data.joinpath("consensus_cache_full.pkl").open("rb") as fh:
+        data = _cellconsensus_data()
+        with (data / "consensus_cache_full.pkl").open("rb") as fh:
             cache = pickle.load(fh)
-        with data.joinpath("gene_alias.json").open("r") as fh:
+        with (data / "gene_alias.json").open("r") as fh:
             aliases = json.load(fh)
-        with data.joinpath("cl_to_meta.json").open("r") as fh:
+        with (data / "cl_to_meta.json").open("r") as fh:
             cl_to_meta = json.load(fh)["cl_to_meta"]
         curated = set(cl_to_meta)
         weights, n_sources = cache["consensus"], cache["n_sources"]
