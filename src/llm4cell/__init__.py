@@ -12,7 +12,7 @@ from ._annotators import BACKENDS, Annotator, BackendSpec, get_annotator, show
 from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
 from ._records import Annotation, Candidate, MarkerQuery
 from .knowledge import KnowledgeBase, load_knowledge
-from .ontology import CellOntology, load_ontology
+from .ontology import CellOntology, OntologyMatch, load_ontology, match_label
 
 try:
     __version__ = _metadata.version("llm4cell")
@@ -33,11 +33,13 @@ __all__ = [
     "KnowledgeBaseError",
     "Llm4cellError",
     "MarkerQuery",
+    "OntologyMatch",
     "__version__",
     "annotate",
     "get_annotator",
     "load_knowledge",
     "load_ontology",
+    "match_label",
     "run_annotation",
     "show",
 ]

@@ -7,7 +7,11 @@ actually loaded is reported in :attr:`CellOntology.version` and in every provena
 record.
 
 Relations are the ``is_a`` hierarchy as CELLxGENE exports it: every term lists all its
-ancestors with their distance (number of ``is_a`` steps, shortest path).
+ancestors with their distance (number of ``is_a`` steps, shortest path). The CELLxGENE
+export carries one synonym list per term (no exact/related/broad/narrow scopes).
+
+Free text is mapped to terms by :func:`match_label` (see :mod:`llm4cell._matcher` for
+the methods and scores).
 """
 
 from __future__ import annotations
@@ -20,11 +24,17 @@ from typing import Any
 from ._errors import KnowledgeBaseError
 
 __all__ = [
+    "ABBREVIATIONS",
     "CL_SCHEMA_VERSION",
     "GENERIC_TERMS",
     "ROOT",
     "CellOntology",
+    "LabelMatcher",
+    "OntologyMatch",
+    "get_matcher",
     "load_ontology",
+    "match_label",
+    "normalise_label",
 ]
 
 #: CELLxGENE schema version whose Cell Ontology release llm4cell uses (CL v2026-03-26).
@@ -218,3 +228,14 @@ def load_ontology(schema_version: str = CL_SCHEMA_VERSION) -> CellOntology:
         msg = f"cannot load the Cell Ontology {version} from cellxgene-ontology-guide: {e}"
         raise KnowledgeBaseError(msg) from e
     return CellOntology(terms, version)
+
+
+# The free-text matcher builds on the classes above; it is part of this module's API.
+from ._matcher import (  # noqa: E402
+    ABBREVIATIONS,
+    LabelMatcher,
+    OntologyMatch,
+    get_matcher,
+    match_label,
+    normalise_label,
+)
