@@ -33,7 +33,8 @@ in order; the first that finds a term decides, and its name is reported:
     ``0.5 + 0.5 * (share of the label's word weight it covers)``, so a label that
     qualifies a known type maps to that type ("Intermediate B cell" -> "B cell").
 ``fuzzy``
-    Character similarity for typos ("monocyts"), at least 85%.
+    Character similarity for typos ("monocyts"), at least 85%; words with digits (CD
+    markers) must agree exactly, so "CD34" is never read as "CD4".
 
 Scores lie in [0, 1]: 1 for ``id`` and ``exact``, 0.98 ``synonym``, 0.95 ``normalised``,
 0.9 ``abbreviation`` (0.6 when ambiguous), the overlap or similarity (scaled by 0.9 and
@@ -185,6 +186,7 @@ def normalise_label(text: str) -> str:
     s = _BARE_MARKER.sub(r"\1 positive", s)
     s = re.sub(r"\b(pos)\b", "positive", s)
     s = re.sub(r"\b(neg)\b", "negative", s)
+    s = re.sub(r"\bt[\s-]+regs?\b", "treg", s)
     tokens = [t for t in re.split(r"[^a-z0-9]+", s) if t]
     out: list[str] = []
     for i, tok in enumerate(tokens):
@@ -195,6 +197,10 @@ def normalise_label(text: str) -> str:
             tok = "cell"  # "T lymphocyte", "B lymphocyte" == "T cell", "B cell"
         out.append(tok)
     return " ".join(out)
+
+
+def _marker_tokens(key: str) -> frozenset[str]:
+    return frozenset(t for t in key.split() if any(c.isdigit() for c in t))
 
 
 def _sorted_words(key: str) -> str:
@@ -475,7 +481,10 @@ class LabelMatcher:
         out: dict[str, float] = {}
         hits = process.extract(_drop_cell(key), self._fuzzy_keys, scorer=fuzz.ratio, limit=5,
                                score_cutoff=100 * FUZZY_MIN_RATIO)
+        markers = _marker_tokens(key)
         for k, s, _ in hits:
+            if _marker_tokens(k) != markers:
+                continue  # "CD34" is not a typo of "CD4": words with digits must agree
             for t in self._norm_nocell[k]:
                 out[t] = max(out.get(t, 0.0), s / 100.0)
         return out

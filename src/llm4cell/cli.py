@@ -157,6 +157,104 @@ def _print_summary(adata: object, key: str) -> None:
     out.print(table)
 
 
+@app.command("score")
+def score_cmd(
+    pred: Annotated[
+        Path, typer.Argument(help="Predictions: CSV/TSV table, or an annotated .h5ad.")
+    ],
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="Table of true labels (omit when PRED holds the truth column)."),
+    ] = None,
+    id_col: Annotated[str | None, typer.Option(help="Column joining PRED and TRUTH.")] = None,
+    pred_col: Annotated[
+        str | None, typer.Option(help="Predicted cell type column (CL IDs or text).")
+    ] = None,
+    truth_col: Annotated[
+        str | None, typer.Option(help="True cell type column (CL IDs or text).")
+    ] = None,
+    tissue_col: Annotated[
+        str | None, typer.Option(help="Tissue column, used to map ambiguous text.")
+    ] = None,
+    confidence_col: Annotated[
+        str | None, typer.Option(help="Confidence column in [0, 1] (adds calibration).")
+    ] = None,
+    weight_col: Annotated[
+        str | None, typer.Option(help="Row weight column, e.g. n_cells (cell-weighted means).")
+    ] = None,
+    by: Annotated[
+        list[str] | None, typer.Option(help="Break results down by this column (repeatable).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write summary and per-row results as JSON.")
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write the per-row results as CSV.")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+) -> None:
+    """Score predictions against the truth on the Cell Ontology graph."""
+    try:
+        from ._errors import InputError
+        from ._io import check_output_path, write_csv, write_text
+        from ._score import score
+
+        inputs = [p for p in (pred, truth) if p is not None]
+        for out_path in (json_out, csv_out):
+            if out_path is not None:
+                check_output_path(out_path, *inputs)
+        if json_out is not None and csv_out is not None and json_out.resolve() == csv_out.resolve():
+            msg = "--json and --csv share one path; give different paths"
+            raise InputError(msg)
+        result = score(
+            pred, truth, id_col=id_col, pred_col=pred_col, truth_col=truth_col,
+            tissue_col=tissue_col, confidence_col=confidence_col, weight_col=weight_col,
+            by=by,
+        )
+        if json_out is not None:
+            write_text(result.to_json(), json_out)
+        if csv_out is not None:
+            write_csv(result.rows, csv_out)
+    except (Llm4cellError, ValueError) as e:
+        _fail(e, debug)
+        return
+    _print_scores(result)
+    for path in (json_out, csv_out):
+        if path is not None:
+            err.print(f"Wrote {path}")
+
+
+def _print_scores(result: object) -> None:
+    summary = result.summary  # type: ignore[attr-defined]
+    params = result.params  # type: ignore[attr-defined]
+    table = Table(title=f"llm4cell score: {params['pred_col']} vs {params['truth_col']} "
+                        f"(Cell Ontology {params['cl_version']})")
+    headers = {
+        "n": "n", "n_unscored": "unscored", "agreement": "agree", "full_match": "full",
+        "partial_match": "partial", "hierarchical_f1": "hF1", "lca_similarity": "LCA",
+        "exact_match": "exact", "rouge1_f1": "ROUGE1", "ece": "ECE",
+    }
+    show = [c for c in headers if c in summary.columns]
+    table.add_column("group", overflow="fold")
+    for c in show:
+        table.add_column(headers[c], justify="right", no_wrap=True)
+    for idx, row in summary.iterrows():
+        name = " / ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
+        cells = []
+        for c in show:
+            v = row[c]
+            cells.append(str(int(v)) if c in ("n", "n_unscored") else f"{float(v):.3f}")
+        table.add_row(name, *cells)
+    wide = Console(width=max(out.width, 150))
+    wide.print(table)
+    wide.print(
+        "agree: ontology agreement 1/0.5/0; full/partial: share of 1 and 0.5; hF1: "
+        "hierarchical F1; LCA: Wu-Palmer similarity; exact/ROUGE1: SOAR text metrics; "
+        "ECE: calibration error. Rules: llm4cell.metrics.",
+        style="dim",
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="llm4cell")

@@ -183,12 +183,16 @@ class CellOntology:
         return sorted(terms - ancestors_of_others)
 
     def resolve(self, term_id: str) -> str | None:
-        """A live ID for ``term_id``: itself, or its replacement when obsolete, else None."""
-        if term_id not in self._terms:
-            return None
-        if not self.is_deprecated(term_id):
-            return term_id
-        return self.replacement(term_id)
+        """A live ID for ``term_id``: itself, or (following chains of obsolete terms) its
+        live replacement, else None."""
+        seen: set[str] = set()
+        current: str | None = term_id
+        while current is not None and current in self._terms and current not in seen:
+            if not self.is_deprecated(current):
+                return current
+            seen.add(current)
+            current = self.replacement(current)  # replacements can be obsolete too
+        return None
 
     def map_labels(self, term_ids: Iterable[str]) -> dict[str, str]:
         """Labels for many IDs at once."""
