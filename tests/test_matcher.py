@@ -36,7 +36,7 @@ from llm4cell.ontology import (
         ("NK cells", None, "CL:0000623", "abbreviation"),
         ("Microglia", None, "CL:0000129", "abbreviation"),
         ("Beta cells", "pancreas", "CL:0000169", "abbreviation"),
-        ("monocyts", None, "CL:0000576", "fuzzy"),
+        ("monocyts", None, "CL:0000576", None),  # typo: repaired word or fuzzy
         ("CL:0000236", None, "CL:0000236", "id"),
         ("CL_0000236", None, "CL:0000236", "id"),
     ],
@@ -75,6 +75,20 @@ def test_unknown_and_unmatchable_labels_give_no_term():
         m = match_label(text)
         assert m.ontology_id is None and m.method == "none", text
     assert match_label("CL:9999999").ontology_id is None
+
+
+def test_typos_and_marker_consistency():
+    m = match_label("Hematopoeitic Stem Cell")
+    assert m.ontology_id == "CL:0000037"
+    # a term naming another CD marker is never chosen
+    cd8 = match_label("CD8 Effector 1")
+    assert cd8.ontology_id is None or "CD4" not in (cd8.label or "")
+    assert match_label("CD34+").ontology_id is None  # not "CD4"
+
+
+def test_tissue_steers_token_matches():
+    muscle = match_label("Satellite cell", tissue="Skeletal muscle")
+    assert muscle.ontology_id == "CL:0000594"  # skeletal muscle satellite cell
 
 
 def test_normalisation_rules():

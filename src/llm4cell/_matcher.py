@@ -32,6 +32,11 @@ in order; the first that finds a term decides, and its name is reported:
     words appear in the label scores at least
     ``0.5 + 0.5 * (share of the label's word weight it covers)``, so a label that
     qualifies a known type maps to that type ("Intermediate B cell" -> "B cell").
+    Before scoring, a word the ontology never uses is replaced by its closest ontology
+    word when they are at least 85% similar (typos: "Hematopoeitic"). A term naming a
+    CD marker the label does not name is excluded; a term lacking one of the label's CD
+    markers scores x0.8; with a tissue, a term restricted to other tissues (same rule as
+    the knowledge engine) scores x0.8.
 ``fuzzy``
     Character similarity for typos ("monocyts"), at least 85%; words with digits (CD
     markers) must agree exactly, so "CD34" is never read as "CD4".
@@ -152,6 +157,11 @@ _ID = re.compile(r"^\s*CL[:_ ](\d{7})\s*$", re.IGNORECASE)
 
 #: Fuzzy matching is for typos: character similarity below this is no match.
 FUZZY_MIN_RATIO = 0.85
+#: Token matching: factor for a term lacking a CD marker the label names.
+MARKER_MISSING_FACTOR = 0.8
+#: Token matching: factor for a term restricted to tissues other than the label's.
+OTHER_TISSUE_FACTOR = 0.8
+_CD = re.compile(r"^cd\d+[a-z]?$")
 
 SCORES = {
     "id": 1.0, "exact": 1.0, "synonym": 0.98, "normalised": 0.95,
@@ -293,14 +303,15 @@ class LabelMatcher:
         # token index: informative words of every name and synonym
         self._token_sets: list[tuple[frozenset[str], str]] = []
         df: Counter[str] = Counter()
-        for key, ids in self._norm.items():
+        for key, ids in [*self._norm.items(), *self._variant.items()]:
             toks = frozenset(key.split()) - _STOP
             if not toks:
                 continue
             for t in ids:
                 self._token_sets.append((toks, t))
             df.update(toks)
-        n = max(1, len(self._norm))
+        n = max(1, len(self._norm) + len(self._variant))
+        self._vocabulary = list(df)
         self._idf = {tok: math.log((n + 1) / (c + 1)) + 1.0 for tok, c in df.items()}
         self._fuzzy_keys = list(self._norm_nocell)
         self._restricted: dict[str, frozenset[str]] = {}
@@ -434,9 +445,26 @@ class LabelMatcher:
                 out.append(w)
         return " ".join(out)
 
+    def _repair_words(self, key: str) -> str:
+        """Replace words the ontology never uses by their closest ontology word (typos)."""
+        from rapidfuzz import fuzz, process
+
+        out = []
+        for w in key.split():
+            if w in self._idf or w in _STOP or len(w) < 5 or any(c.isdigit() for c in w):
+                out.append(w)
+                continue
+            hit = process.extractOne(w, self._vocabulary, scorer=fuzz.ratio,
+                                     score_cutoff=100 * FUZZY_MIN_RATIO)
+            out.append(hit[0] if hit else w)
+        return " ".join(out)
+
     def _token_or_fuzzy(self, query: str, key: str, tissue: str | None) -> OntologyMatch:
         onto = self.ontology
+        key = self._repair_words(key)
         q = frozenset(key.split()) - _STOP
+        q_markers = {t for t in q if _CD.match(t)}
+        canonical = match_tissue(tissue)
         scores: dict[str, float] = {}
         if q:
             qw = sum(self._idf.get(t, 1.0) for t in q)
@@ -450,6 +478,15 @@ class LabelMatcher:
                 if toks <= q:
                     # every word of the term is in the label: a more general term
                     s = max(s, 0.5 + 0.5 * iw / qw)
+                t_markers = {t for t in toks if _CD.match(t)}
+                if t_markers - q_markers:
+                    continue  # the term names a CD marker the label does not
+                if q_markers - t_markers:
+                    s *= MARKER_MISSING_FACTOR
+                if canonical is not None:
+                    where = self._restricted_to(tid)
+                    if where and canonical not in where:
+                        s *= OTHER_TISSUE_FACTOR
                 if s > scores.get(tid, 0.0):
                     scores[tid] = s
         method: MatchMethod = "token"

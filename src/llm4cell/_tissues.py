@@ -97,10 +97,10 @@ TISSUES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def match_tissue(text: str | None) -> str | None:
+def match_tissue(text: object) -> str | None:
     """The canonical tissue named by free text, or None when none matches."""
-    if not text:
-        return None
+    if not isinstance(text, str) or not text.strip():
+        return None  # None, NaN from a table, empty
     t = text.lower()
     for name, (words, _) in TISSUES.items():
         if any(w in t for w in words):
