@@ -41,7 +41,8 @@ def main() -> None:
     listed = np.diff(kb.enrichment.tocsr().indptr).astype(float)
     prob = listed / listed.sum()
     print(f"knowledge base: {kb}")
-    print("chance level null(n): " + ", ".join(f"{n}: {kb.chance_level(n):.2f}" for n in (3, 5, 10, 25, 50)) + "\n")
+    levels = ", ".join(f"{n}: {kb.chance_level(n):.2f}" for n in (3, 5, 10, 25, 50))
+    print(f"chance level null(n): {levels}\n")
     print("| list | lists | best score p50 | p95 | p99 | max | answered (not unknown) |")
     print("|---|---|---|---|---|---|---|")
     for length in (5, 10, 25, 50):
