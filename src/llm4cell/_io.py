@@ -109,7 +109,7 @@ def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike
         ):
             msg = (
                 f"the output {str(out)!r} is the input file; llm4cell never overwrites "
-                "its input: choose another -o path"
+                "its input: choose another output path"
             )
             raise InputError(msg)
     if out.exists() and out.is_dir():

@@ -131,6 +131,7 @@ ABBREVIATIONS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "pc": (("plasma cell", None), ("kidney collecting duct principal cell", "kidney")),
     "gc b": (("germinal center B cell", None),),
     "microglia": (("microglial cell", None),),
+    "hep": (("hepatocyte", None),),
     "excitatory neuron": (("glutamatergic neuron", None),),
     "inhibitory neuron": (("GABAergic neuron", None),),
     "beta cell": (("type B pancreatic cell", None),),

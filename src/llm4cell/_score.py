@@ -99,12 +99,22 @@ def _pick(df: pd.DataFrame, wanted: str | None, choices: tuple[str, ...], what: 
     raise InputError(msg)
 
 
-def _numeric(values: pd.Series, col: str, *, lo: float, hi: float) -> np.ndarray:
-    """A numeric column, refusing text and values outside [lo, hi] with a clear error."""
+def _numeric(
+    values: pd.Series, col: str, *, lo: float, hi: float, required: bool = False
+) -> np.ndarray:
+    """A numeric column, refusing text, blanks (when required), infinities and values
+    outside [lo, hi] with a clear error."""
+    text = values.astype(str).str.strip()
     num = pd.to_numeric(values.replace("", None), errors="coerce")
-    bad = values[num.isna() & values.notna() & (values.astype(str).str.strip() != "")]
+    bad = values[num.isna() & values.notna() & (text != "")]
     if len(bad):
         msg = f"column {col!r} holds non-numbers ({', '.join(map(repr, bad.head(3)))})"
+        raise InputError(msg)
+    if required and num.isna().any():
+        msg = f"column {col!r} has blank values; give a number on every row"
+        raise InputError(msg)
+    if np.isinf(num.to_numpy(dtype=float)).any():
+        msg = f"column {col!r} holds infinite values; give finite numbers"
         raise InputError(msg)
     out_of_range = num[(num < lo) | (num > hi)]
     if len(out_of_range):
@@ -235,6 +245,7 @@ def score(
         else:
             p_df = _read_table(ppath, "predictions")
         p_name = str(pred)
+    user_truth_col = truth_col
     if truth is None:
         df = p_df
         truth_col = _pick(df, truth_col, ("truth", "manual_CLID", "manual_annotation"),
@@ -242,6 +253,9 @@ def score(
         pred_col = _pick(df, pred_col, _PRED_COLS, "prediction", "--pred-col", p_name)
         if id_col is None:
             id_col = next((c for c in _ID_COLS if c in df.columns), None)
+        else:
+            _pick(df, id_col, (), "id", "--id-col", p_name)
+        user_truth_col = truth_col
     else:
         t_df = truth.astype(object) if isinstance(truth, pd.DataFrame) else _read_table(
             Path(truth), "truth")
@@ -263,6 +277,7 @@ def score(
                 raise InputError(msg)
         pred_col = _pick(p_df, pred_col, _PRED_COLS, "prediction", "--pred-col", p_name)
         truth_col = _pick(t_df, truth_col, _TRUTH_COLS, "truth", "--truth-col", t_name)
+        user_truth_col = truth_col
         p_ids = set(p_df[id_col].astype(str))
         t_ids = set(t_df[id_col].astype(str))
         if p_ids != t_ids:
@@ -326,7 +341,8 @@ def score(
         rows["confidence"] = confidence
     weight = None
     if weight_col is not None:
-        rows["weight"] = _numeric(df[weight_col], weight_col, lo=0.0, hi=float("inf"))
+        rows["weight"] = _numeric(df[weight_col], weight_col, lo=0.0, hi=float("inf"),
+                                  required=True)
         weight = "weight"
     summary = summarize(rows, by=by or None, weight=weight,
                         confidence="confidence" if confidence is not None else None)
@@ -334,7 +350,7 @@ def score(
         "pred": str(pred) if not isinstance(pred, pd.DataFrame) else "<DataFrame>",
         "truth": (str(truth) if truth is not None and not isinstance(truth, pd.DataFrame)
                   else ("<DataFrame>" if truth is not None else "")),
-        "id_col": id_col or "", "pred_col": pred_col, "truth_col": truth_col,
+        "id_col": id_col or "", "pred_col": pred_col, "truth_col": user_truth_col,
         "tissue_col": tissue_col or "", "confidence_col": confidence_col or "",
         "weight_col": weight_col or "", "by": by,
         "cl_version": load_ontology().version,
