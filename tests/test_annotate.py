@@ -150,6 +150,18 @@ def test_planted_clusters_without_groupby(planted):
         assert _in_subtree(ids.mode().iloc[0], root)
 
 
+def test_default_route_on_more_than_8192_cells():
+    """scanpy switches to approximate neighbours (pynndescent) from 8,192 cells on; that
+    path must work with the pinned dependencies."""
+    from conftest import make_planted_counts
+
+    big = make_planted_counts(n_per_type=1700, seed=1)
+    assert big.n_obs > 8192
+    llm4cell.annotate(big, n_markers=10)
+    tab = pd.crosstab(big.obs["truth"], big.obs["cell_type"])
+    assert (tab.max(axis=1) / tab.sum(axis=1)).min() > 0.9
+
+
 def test_mouse_symbols(planted):
     mouse = planted.copy()
     mouse.var_names = [g.capitalize() if not g.startswith("MT-") else g
