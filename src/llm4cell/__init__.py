@@ -10,6 +10,7 @@ from importlib import metadata as _metadata
 from ._annotate import AnnotationResult, annotate, run_annotation
 from ._annotators import BACKENDS, Annotator, BackendSpec, get_annotator, show
 from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
+from ._markers import annotate_markers
 from ._records import Annotation, Candidate, MarkerQuery
 from .knowledge import KnowledgeBase, load_knowledge
 from .ontology import CellOntology, OntologyMatch, load_ontology, match_label
@@ -36,6 +37,7 @@ __all__ = [
     "OntologyMatch",
     "__version__",
     "annotate",
+    "annotate_markers",
     "get_annotator",
     "load_knowledge",
     "load_ontology",

@@ -157,6 +157,49 @@ def _print_summary(adata: object, key: str) -> None:
     out.print(table)
 
 
+@app.command("markers")
+def markers_cmd(
+    markers: Annotated[
+        Path,
+        typer.Argument(help="Marker table: id + markers, Seurat FindAllMarkers or scanpy "
+                       "rank_genes_groups export (CSV/TSV)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Predictions CSV to write.")
+    ] = Path("predictions.csv"),
+    backend: Annotated[str, typer.Option(help="Annotation backend spec.")] = "knowledge",
+    tissue: Annotated[
+        str | None, typer.Option(help="Tissue for rows without a tissue column value.")
+    ] = None,
+    species: Annotated[
+        SpeciesChoice, typer.Option(help="Species for rows without a species value.")
+    ] = SpeciesChoice.human,
+    n_markers: Annotated[int, typer.Option(help="At most this many genes per cluster.")] = 50,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+) -> None:
+    """Annotate marker gene lists (no expression data) with Cell Ontology terms."""
+    try:
+        from ._io import check_output_path, write_csv
+        from ._markers import annotate_markers
+
+        check_output_path(output, markers)
+        with err.status(f"Annotating {markers}"):
+            table = annotate_markers(markers, backend=backend, tissue=tissue,
+                                     species=species.value, n_markers=n_markers)
+        write_csv(table, output)
+    except Llm4cellError as e:
+        _fail(e, debug)
+        return
+    summary = Table(title=f"llm4cell markers ({backend})")
+    for col in ("id", "label", "CL ID", "confidence"):
+        summary.add_column(col)
+    for _, r in table.iterrows():
+        summary.add_row(str(r["id"]), str(r["label"]), str(r["ontology_id"]),
+                        f"{float(r['confidence']):.2f}")
+    Console(width=max(out.width, 120)).print(summary)
+    err.print(f"Wrote {output}")
+
+
 @app.command("score")
 def score_cmd(
     pred: Annotated[
