@@ -22,6 +22,7 @@ __all__ = [
     "atomic_path",
     "check_output_path",
     "read_data",
+    "read_table",
     "write_csv",
     "write_h5ad",
     "write_text",
@@ -75,6 +76,38 @@ def read_data(path: str | os.PathLike[str]) -> ad.AnnData:
         "give an .h5ad file, a 10x .h5 file or a 10x mtx folder"
     )
     raise InputError(msg)
+
+
+def read_table(path: str | os.PathLike[str], what: str = "table") -> pd.DataFrame:
+    """Read a CSV (``.csv``) or TSV (``.tsv``, ``.txt``, ``.tab``) table as strings.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, a folder, empty, unparsable or has no rows.
+    """
+    p = Path(path)
+    if not p.exists():
+        msg = f"cannot read {what} {str(p)!r}: no such file; check the path"
+        raise InputError(msg)
+    if p.is_dir():
+        msg = f"{what} {str(p)!r} is a folder; give a CSV or TSV file"
+        raise InputError(msg)
+    if p.stat().st_size == 0:
+        msg = f"{what} {str(p)!r} is empty; give a table with a header row"
+        raise InputError(msg)
+    sep = "\t" if p.suffix.lower() in {".tsv", ".txt", ".tab"} else ","
+    try:
+        df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False)
+        if sep == "," and len(df.columns) == 1 and "\t" in str(df.columns[0]):
+            df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        msg = f"{what} {str(p)!r} is not a readable CSV/TSV table ({e})"
+        raise InputError(msg) from e
+    if df.empty:
+        msg = f"{what} {str(p)!r} has a header but no rows; give at least one row"
+        raise InputError(msg)
+    return df
 
 
 def _read_mtx_dir(p: Path) -> ad.AnnData:

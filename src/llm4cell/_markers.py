@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pandas as pd
 
 from ._annotators import Annotator, check_answers, get_annotator
 from ._errors import InputError
+from ._io import read_table
 from ._records import Annotation, MarkerQuery
 
 __all__ = ["annotate_markers", "read_marker_table"]
@@ -40,30 +40,6 @@ _MARKER_COLS = ("markers", "marker", "genes", "marker_genes", "gene_list")
 _SPECIES = {"human": "human", "homo sapiens": "human", "hs": "human",
             "mouse": "mouse", "mus musculus": "mouse", "mm": "mouse"}
 MAX_PVAL_ADJ = 0.05
-
-
-def _read(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        msg = f"cannot read {str(path)!r}: no such file; check the path"
-        raise InputError(msg)
-    if path.is_dir():
-        msg = f"{str(path)!r} is a folder; give a CSV or TSV marker table"
-        raise InputError(msg)
-    if path.stat().st_size == 0:
-        msg = f"{str(path)!r} is empty; give a marker table with a header row"
-        raise InputError(msg)
-    sep = "\t" if path.suffix.lower() in {".tsv", ".txt", ".tab"} else ","
-    try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        msg = f"{str(path)!r} is not a readable CSV/TSV table ({e})"
-        raise InputError(msg) from e
-    if df.empty:
-        msg = f"{str(path)!r} has a header but no rows; give at least one cluster"
-        raise InputError(msg)
-    if len(df.columns) == 1 and sep == "," and "\t" in df.columns[0]:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    return df
 
 
 def _detect(df: pd.DataFrame) -> str:
@@ -145,7 +121,8 @@ def read_marker_table(
         For missing or empty files, unknown formats, repeated ids, bad numbers and
         unknown species.
     """
-    df = path.astype(str) if isinstance(path, pd.DataFrame) else _read(Path(path))
+    df = path.astype(str) if isinstance(path, pd.DataFrame) else read_table(
+        path, "marker table")
     fmt = _detect(df)
     tissues: dict[str, str | None] = {}
     species_of: dict[str, str] = {}

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
+from ._io import read_table
 from .metrics import score_pairs, summarize
 from .ontology import get_matcher, load_ontology
 
@@ -58,25 +59,6 @@ class ScoreResult:
             "rows": json.loads(self.rows.to_json(orient="records")),
         }
         return json.dumps(doc, indent=1)
-
-
-def _read_table(path: Path, what: str) -> pd.DataFrame:
-    if not path.exists():
-        msg = f"cannot read {what} {str(path)!r}: no such file; check the path"
-        raise InputError(msg)
-    if path.stat().st_size == 0:
-        msg = f"{what} {str(path)!r} is empty; give a table with a header row"
-        raise InputError(msg)
-    sep = "\t" if path.suffix.lower() in {".tsv", ".txt"} else ","
-    try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        msg = f"{what} {str(path)!r} is not a readable CSV/TSV table ({e})"
-        raise InputError(msg) from e
-    if df.empty:
-        msg = f"{what} {str(path)!r} has no rows; give at least one prediction"
-        raise InputError(msg)
-    return df
 
 
 def _pick(df: pd.DataFrame, wanted: str | None, choices: tuple[str, ...], what: str,
@@ -243,7 +225,7 @@ def score(
                 msg = "with an .h5ad, give the truth as an obs column (--truth-col), not a file"
                 raise InputError(msg)
         else:
-            p_df = _read_table(ppath, "predictions")
+            p_df = read_table(ppath, "predictions")
         p_name = str(pred)
     user_truth_col = truth_col
     if truth is None:
@@ -257,7 +239,7 @@ def score(
             _pick(df, id_col, (), "id", "--id-col", p_name)
         user_truth_col = truth_col
     else:
-        t_df = truth.astype(object) if isinstance(truth, pd.DataFrame) else _read_table(
+        t_df = truth.astype(object) if isinstance(truth, pd.DataFrame) else read_table(
             Path(truth), "truth")
         t_name = "the truth" if isinstance(truth, pd.DataFrame) else str(truth)
         if id_col is None:
