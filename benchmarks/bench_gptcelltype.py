@@ -79,9 +79,12 @@ def main() -> int:
     start = time.perf_counter()
     kb = load_knowledge()
     load_s = time.perf_counter() - start
+    # MCA is the Mouse Cell Atlas: its markers are mouse genes.
+    species = ["mouse" if ds == "MCA" else "human" for ds in df["dataset"]]
     queries = [MarkerQuery(id=str(i), genes=tuple(g.strip() for g in str(m).split(",")),
-                           tissue=t if isinstance(t, str) else None)
-               for i, (m, t) in enumerate(zip(df["marker"], df["tissue"], strict=True))]
+                           tissue=t if isinstance(t, str) else None, species=sp)
+               for i, (m, t, sp) in enumerate(zip(df["marker"], df["tissue"], species,
+                                                  strict=True))]
     start = time.perf_counter()
     answers = kb.annotate(queries)
     per_cluster_ms = 1000 * (time.perf_counter() - start) / len(queries)
