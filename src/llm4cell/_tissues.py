@@ -78,20 +78,32 @@ TISSUES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "breast": (("breast", "mammary"), ("mammary", "breast", "lactocyte")),
     "prostate": (("prostate",), ("prostat",)),
     "placenta": (
-        ("placenta", "decidua", "uterus", "endometri"),
-        ("trophoblast", "placent", "decidual", "endometrial"),
+        ("placenta", "decidua", "chorion"),
+        ("trophoblast", "placent", "decidual"),
     ),
+    "uterus": (
+        ("uterus", "uterine", "endometri", "myometri"),
+        ("uterine", "endometrial", "myometrial", "decidual"),
+    ),
+    "esophagus": (("esophag", "oesophag"), ("esophag", "oesophag")),
+    "bladder": (("bladder", "urothel"), ("bladder", "urothelial")),
+    "salivary gland": (("salivary", "parotid", "submandibular"), ("salivary",)),
+    "oral cavity": (("tongue", "oral", "gingiva", "mouth"), ("tongue", "taste", "oral",
+                                                             "odontoblast", "ameloblast")),
     "bone": (
         ("bone", "cartilage", "skeleton"),
         ("osteoblast", "osteoclast", "osteocyte", "chondrocyte"),
     ),
     "adipose": (("adipose", "fat"), ("adipocyte", "adipose")),
     "thymus": (("thymus",), ("thymic", "thymus")),
+    # Blood and lymphoid organs: immune types name no tissue, so naming one of these
+    # only down-weights types restricted to other tissues.
     "blood": (
         ("blood", "pbmc", "peripheral", "bone marrow", "marrow", "spleen", "lymph node",
-         "cord blood"),
+         "cord blood", "tonsil", "lymphoid"),
         (),
     ),
+    "vasculature": (("vasculature", "vascular", "aorta", "artery", "arterial", "vein"), ()),
 }
 
 
@@ -100,10 +112,13 @@ def match_tissue(text: object) -> str | None:
     if not isinstance(text, str) or not text.strip():
         return None  # None, NaN from a table, empty
     t = text.lower()
+    # The longest matching word wins: "bone marrow" is blood, not bone.
+    best, length = None, 0
     for name, (words, _) in TISSUES.items():
-        if any(w in t for w in words):
-            return name
-    return None
+        for w in words:
+            if w in t and len(w) > length:
+                best, length = name, len(w)
+    return best
 
 
 def restricted_tissues(names: list[str]) -> frozenset[str]:

