@@ -9,6 +9,7 @@ from llm4cell.genes import (
     ensembl_to_symbol,
     is_evidence_gene,
     looks_like_ensembl,
+    mouse_orthologs,
     mouse_to_human,
     resolve_var_symbols,
 )
@@ -63,3 +64,7 @@ def test_symbol_index_is_used_as_is():
 def test_mouse_to_human_rule():
     assert mouse_to_human("Cd79a") == "CD79A"
     assert mouse_to_human("H2-Ab1") == "HLA-DQB1"
+    assert mouse_to_human("Car2") == "CA2"  # one-to-one ortholog, other name
+    # one-to-many: the upper-cased symbol first, then the orthologs by confidence
+    assert mouse_orthologs("Cd8b1")[:2] == ("CD8B1", "CD8B")
+    assert mouse_orthologs("Notagene9") == ("NOTAGENE9",)

@@ -50,10 +50,20 @@ def test_answers_are_keyed_by_id_in_query_order(kb):
     assert all(isinstance(a, Annotation) for a in out)
 
 
-def test_housekeeping_genes_give_unknown(kb):
-    a = kb.annotate([_q("GAPDH ACTB TPT1 EEF1A1 MALAT1 TMSB4X FTL FTH1 UBC B2M")])[0]
+def test_housekeeping_genes_get_little_confidence(kb):
+    junk = kb.annotate([_q("GAPDH ACTB TPT1 EEF1A1 MALAT1 TMSB4X FTL FTH1 UBC B2M")])[0]
+    real = kb.annotate([_q("MS4A1 CD79A CD79B CD19 BANK1 TCL1A CD22 PAX5")])[0]
+    assert junk.confidence < real.confidence - 0.1
+    assert "none" in junk.evidence  # the belief left to "no type" is reported
+
+
+def test_lists_worse_than_chance_give_unknown(kb):
+    # The floor is a quantile of random lists: raising it to 1 makes every list unknown
+    # unless it beats all random lists of its length.
+    strict = kb.with_params(unknown_quantile=1.0)
+    a = strict.annotate([_q("GAPDH ACTB TPT1 EEF1A1 MALAT1 TMSB4X FTL FTH1 UBC B2M")])[0]
     assert a.label == "unknown" and a.ontology_id is None and a.confidence == 0
-    assert "too weak" in a.evidence
+    assert "too weak" in a.evidence and a.candidates
 
 
 def test_no_known_gene_gives_unknown_with_reason(kb):
@@ -91,6 +101,9 @@ def test_mouse_and_alias_symbols(kb):
     mouse = kb.annotate([_q("Cd79a Ms4a1 Cd19 Cd79b Pax5 Ebf1", species="mouse")])[0]
     assert _in_subtree(mouse.ontology_id, "CL:0000945"), mouse.label
     assert kb.resolve_gene("H2-Ab1", "mouse") == "HLA-DQB1"
+    # orthologs whose human symbol is not the upper-cased mouse one (BioMart table)
+    assert kb.resolve_gene("Car2", "mouse") == "CA2"
+    assert kb.resolve_gene("Cd8b1", "mouse") == "CD8B"
     # T3D is a previous symbol of CD3D in the cellconsensus alias table
     assert kb.resolve_gene("T3D") == "CD3D"
     assert kb.resolve_gene("MT-CO1") is None
@@ -124,9 +137,65 @@ def test_split_between_unrelated_subtypes_answers_their_ancestor():
         "CL:0000236": {"G9": 10.0, "G8": 8.0},  # B cell
     }
     kb = KnowledgeBase(weights, {t: 10 for t in weights}, onto,
-                       params=KnowledgeParams(null_quantile=0.0))
+                       params=KnowledgeParams(null_quantile=0.0, unknown_quantile=0.0))
     a = kb.annotate([_q("G1 G2")])[0]
     assert a.ontology_id == "CL:0000576"  # monocyte
     assert "common ancestor" in a.evidence
     b = kb.annotate([_q("G9 G8")])[0]
     assert b.ontology_id == "CL:0000236"
+
+
+def test_clear_subtype_gets_the_specific_term():
+    onto = load_ontology()
+    # Evidence for one subtype only: the answer is that subtype, not the parent.
+    weights = {
+        "CL:0000860": {"G1": 10.0, "G2": 8.0, "G3": 6.0},  # classical monocyte
+        "CL:0000875": {"G4": 10.0, "G5": 8.0},  # non-classical monocyte
+        "CL:0000236": {"G9": 10.0, "G8": 8.0},  # B cell
+    }
+    kb = KnowledgeBase(weights, {t: 10 for t in weights}, onto,
+                       params=KnowledgeParams(null_quantile=0.0, unknown_quantile=0.0))
+    a = kb.annotate([_q("G1 G2 G3")])[0]
+    assert a.ontology_id == "CL:0000860", a.evidence
+
+
+def test_confidence_is_the_calibrated_expected_agreement(kb):
+    a = kb.annotate([_q("MS4A1 CD79A CD79B CD19 BANK1 TCL1A CD22 PAX5")])[0]
+    ident = kb.with_params(calibration=(0.0, 1.0, 0.0))
+    raw = ident.annotate([_q("MS4A1 CD79A CD79B CD19 BANK1 TCL1A CD22 PAX5")])[0]
+    # identity map: the confidence is the expected agreement itself, in [0, 1]
+    w, total, _ = kb._query_weights(_q("MS4A1 CD79A CD79B CD19 BANK1 TCL1A CD22 PAX5"))
+    scores = kb._score(w, total, None)
+    top, prob, _ = kb.posterior(scores, 8)
+    types = [kb.type_ids[j] for j in top]
+    assert raw.confidence == pytest.approx(
+        kb.expected_agreement(raw.ontology_id, types, prob), abs=1e-4)
+    assert a.label == raw.label  # calibration never changes the answer
+    assert a.confidence == pytest.approx(
+        kb.calibrate(raw.confidence, kb.coverage(int(top[0]), w, total)), abs=1e-3)
+
+
+def test_with_params_refuses_database_parameters(kb):
+    with pytest.raises(ValueError, match="top_genes"):
+        kb.with_params(top_genes=50)
+    assert kb.with_params(sharpness=3.0).params.sharpness == 3.0
+    assert kb.params.sharpness == KnowledgeParams().sharpness
+
+
+@pytest.mark.parametrize(
+    ("text", "tissue"),
+    [
+        ("Bone Marrow", "blood"),  # the longest matching word wins over "bone"
+        ("bone", "bone"),
+        ("Lung", "lung"),
+        ("Salivary Gland", "salivary gland"),
+        ("Tonsil", "blood"),
+        ("Uterus", "uterus"),
+        ("Fetal Development", None),
+        (None, None),
+    ],
+)
+def test_tissue_names(text, tissue):
+    from llm4cell._tissues import match_tissue
+
+    assert match_tissue(text) == tissue

@@ -13,7 +13,9 @@ import llm4cell
 from llm4cell._markers import read_marker_table
 from llm4cell.ontology import load_ontology
 
-B_LINEAGE, NK, T_CELL, HEPATOCYTE = "CL:0000945", "CL:0000623", "CL:0000084", "CL:0000182"
+# NK is the group 1 innate lymphoid cell subtree (NK cells and ILC1s; short NK lists
+# are answered at that level).
+B_LINEAGE, NK, T_CELL, HEPATOCYTE = "CL:0000945", "CL:0001067", "CL:0000084", "CL:0000182"
 
 
 def _in_subtree(tid: str, root: str) -> bool:

@@ -98,6 +98,8 @@ class KnowledgeParams:
     decision_credit
         Credit for an ancestor-or-descendant answer when choosing the answer (below 0.5
         favours specific terms); confidences always use the benchmark's 0.5.
+    tie_tolerance
+        Expected agreements closer than this are a tie (answered by the common ancestor).
     posterior_size
         Best-scoring types that share the posterior (the rest count as unrelated).
     null_lists, null_quantile, null_seed
@@ -122,13 +124,14 @@ class KnowledgeParams:
     tissue_boost: float = 1.0
     sharpness: float = 12.0
     decision_credit: float = 0.4
+    tie_tolerance: float = 0.01
     posterior_size: int = 25
     null_lists: int = 200
     null_quantile: float = 0.95
     null_seed: int = 0
     unknown_quantile: float = 0.1
     min_matched: int = 2
-    calibration: tuple[float, float, float] = (0.058, 0.175, 0.056)
+    calibration: tuple[float, float, float] = (0.001, 0.192, 0.053)
     top_k: int = 5
 
     def to_dict(self) -> dict[str, object]:
@@ -138,7 +141,8 @@ class KnowledgeParams:
 
 #: Parameters that only change how a query is scored and decided, not the database.
 _DECISION_PARAMS = frozenset(
-    {"tissue_penalty", "tissue_boost", "sharpness", "decision_credit", "posterior_size",
+    {"tissue_penalty", "tissue_boost", "sharpness", "decision_credit", "tie_tolerance",
+     "posterior_size",
      "unknown_quantile",
      "min_matched", "calibration", "top_k"}
 )
@@ -434,23 +438,33 @@ class KnowledgeBase:
                 total += partial * pt
         return float(total)
 
-    def _decide(self, types: Sequence[str], prob: np.ndarray) -> tuple[str, float]:
-        """The term with the largest expected agreement, and that expectation.
+    def _decide(self, types: Sequence[str], prob: np.ndarray) -> tuple[str, bool]:
+        """The term with the largest expected agreement; True when it settles a tie.
 
         Candidates are the answerable ancestors (and selves) of the ``top_k`` most probable
-        types; ties go to the deeper (more specific) term.
+        types; ties go to the deeper (more specific) term. When a term *unrelated* to the
+        best one is as good (within ``tie_tolerance``), the evidence cannot tell them
+        apart and the answer is their lowest common ancestor (if it is answerable).
         """
         candidates: set[str] = set()
         for t in types[: self.params.top_k]:
             candidates |= self._lineage(t)
         onto = self.ontology
         credit = self.params.decision_credit
-        best = max(
-            sorted(candidates),
-            key=lambda a: (round(self.expected_agreement(a, types, prob, credit), 12),
-                           onto.depth(a)),
-        )
-        return best, self.expected_agreement(best, types, prob)
+        value = {a: self.expected_agreement(a, types, prob, credit) for a in candidates}
+        best = max(sorted(candidates), key=lambda a: (round(value[a], 12), onto.depth(a)))
+        tol = self.params.tie_tolerance
+        rivals = [a for a in candidates if value[a] >= value[best] - tol
+                  and a not in self._lineage(best) and best not in self._lineage(a)]
+        if not rivals:
+            return best, False
+        common = set(self._lineage(best))
+        for a in rivals:
+            common &= self._lineage(a)
+        lowest = onto.most_specific(common)
+        if not lowest:
+            return best, False
+        return max(lowest, key=lambda t: (value.get(t, 0.0), onto.depth(t), t)), True
 
     def calibrate(self, expected: float, coverage: float = 1.0) -> float:
         """Confidence: ``sigmoid(a + b * logit(expected) + c * logit(coverage))``."""
@@ -504,13 +518,17 @@ class KnowledgeBase:
                 ),
             )
         types = [self.type_ids[j] for j in top]
-        label_id, expected = self._decide(types, prob)
+        label_id, tie = self._decide(types, prob)
+        expected = self.expected_agreement(label_id, types, prob)
         label = self.ontology.label(label_id)
         genes = ", ".join(candidates[0].matched_genes[:5])
         belief = "; ".join(
             f"{self.type_names[j]} {pj:.2f}" for j, pj in zip(top[:3], prob[:3], strict=False)
         )
-        if label_id == types[0]:
+        if tie:
+            how = (f"; answered {label}, the common ancestor of equally supported "
+                   "unrelated types")
+        elif label_id == types[0]:
             how = ""
         elif label_id in self._lineage(types[0]):
             how = f"; answered {label}, the ancestor that best covers the split belief"
