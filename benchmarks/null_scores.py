@@ -43,8 +43,9 @@ def main() -> None:
     print(f"knowledge base: {kb}")
     levels = ", ".join(f"{n}: {kb.chance_level(n):.2f}" for n in (3, 5, 10, 25, 50))
     print(f"chance level null(n): {levels}\n")
-    print("| list | lists | best score p50 | p95 | p99 | max | answered (not unknown) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| list | lists | best score p50 | p95 | p99 | max | answered (not unknown) "
+          "| mean confidence of answers |")
+    print("|---|---|---|---|---|---|---|---|")
     for length in (5, 10, 25, 50):
         queries = [
             MarkerQuery(id=str(i), genes=tuple(kb.genes[rng.choice(len(kb.genes), length,
@@ -52,10 +53,12 @@ def main() -> None:
             for i in range(args.n)
         ]
         best = np.array([kb.score(q).max() for q in queries])
-        answered = np.mean([a.label != "unknown" for a in kb.annotate(queries)])
+        answers = kb.annotate(queries)
+        answered = np.mean([a.label != "unknown" for a in answers])
+        conf = np.mean([a.confidence for a in answers if a.label != "unknown"] or [0.0])
         p50, p95, p99 = np.percentile(best, [50, 95, 99])
         print(f"| random, {length} genes | {args.n} | {p50:.2f} | {p95:.2f} | {p99:.2f} | "
-              f"{best.max():.2f} | {answered:.1%} |")
+              f"{best.max():.2f} | {answered:.1%} | {conf:.2f} |")
     print("\n| canonical list | best score | answer | confidence |")
     print("|---|---|---|---|")
     for name, genes in CANONICAL.items():

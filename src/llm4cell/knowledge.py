@@ -31,25 +31,32 @@ unannotated genes removed), with rank weights ``r_i = 1 / log2(i + 2)``::
 
 where ``prior(t) = n_sources(t) / (n_sources(t) + support_k)`` down-weights types few
 sources describe, and ``tissue(t)`` is ``tissue_penalty`` for a type restricted to tissues
-other than the query's (rule in :mod:`llm4cell._tissues`), else 1.
+other than the query's, ``tissue_boost`` for one restricted to the query's tissue (rule in
+:mod:`llm4cell._tissues`), else 1.
 
-Decision: the best type ``t1`` wins, unless types unrelated to it in the ontology (neither
-ancestor nor descendant) score within ``tie_margin`` of it; then the answer is their
-lowest common ancestor when that is a specific term (evidence split between sibling
-subtypes gives the parent).
+Chance: at load, the engine scores ``null_lists`` random marker lists (fixed seed) for
+each of several list lengths, drawing database genes with probability proportional to
+the number of profiles that list them (the hardest null). ``chance(n)`` is the
+``null_quantile`` (95%) of the best score of random lists of ``n`` genes, interpolated in
+``log n``.
 
-"Unknown" and confidence are measured against chance. At load, the engine scores
-``null_lists`` random marker lists (fixed seed) for each of several list lengths, drawing
-database genes with probability proportional to the number of profiles that list them
-(generic, widely listed genes: the hardest null). ``null(n)`` is the ``null_quantile``
-(95%) of the best score of random lists of ``n`` genes, interpolated in ``log n``. The
-answer is ``"unknown"`` (no CL ID) when ``score(t1) < null(n)`` for the query's ``n``
-evidence genes, or when fewer than ``min_matched`` genes support ``t1``. Otherwise
-``confidence = strength * separation`` with
-``strength = clip((score(t1) / null(n) - 1) / (strong_ratio - 1), 0, 1)`` (full strength
-at ``strong_ratio`` times the chance level) and
-``separation = 1 - exp(-margin / margin_scale)``, ``margin = 1 - score(best type
-unrelated to the answer) / score(t1)``. This is a first, uncalibrated confidence.
+Decision:
+
+1. belief ``P(t) = softmax(sharpness * score(t) / chance(n))`` over the
+   ``posterior_size`` best types plus a *none* pseudo-type at the chance level;
+2. the answer is the term, among the ``top_k`` most probable types and their answerable
+   ancestors, with the largest expected agreement ``sum_t P(t) agreement(a, t)``
+   (1 same term, ``decision_credit`` ancestor/descendant, 0 unrelated); split belief
+   between siblings gives the parent, belief on one subtype gives the subtype; an
+   unrelated term within ``tie_tolerance`` gives their lowest common ancestor;
+3. ``"unknown"`` (no CL ID) when fewer than ``min_matched`` genes support the best type
+   or its score is below the ``unknown_quantile`` of random lists' best scores;
+4. ``confidence = sigmoid(a + b logit(EA) + c logit(coverage))`` with ``EA`` the expected
+   agreement at the benchmark's credit 0.5 and ``coverage`` the rank-weighted share of
+   the query's markers the best type lists; ``(a, b, c) = calibration``.
+
+How each parameter was chosen (a priori, or leave-one-dataset-out on the GPTCelltype
+benchmark) and the benchmark figures: ``docs/knowledge.md``.
 """
 
 from __future__ import annotations
