@@ -556,7 +556,8 @@ class KnowledgeBase:
         """This knowledge base with other decision parameters (no rebuild).
 
         Only the parameters that do not change the database itself may change
-        (``tissue_penalty``, ``tissue_boost``, ``sharpness``, ``posterior_size``,
+        (``tissue_penalty``, ``tissue_boost``, ``sharpness``, ``decision_credit``,
+        ``tie_tolerance``, ``posterior_size``,
         ``unknown_quantile``, ``min_matched``, ``calibration``, ``top_k``); for the others
         build a new knowledge base.
         """
