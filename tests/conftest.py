@@ -4,6 +4,7 @@ synthetic count matrix with planted marker programs."""
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 
 import anndata as ad
@@ -60,3 +61,13 @@ def make_planted_counts(n_per_type: int = 40, seed: int = 0) -> ad.AnnData:
 def planted() -> ad.AnnData:
     """Small synthetic raw-count AnnData with planted marker programs (obs['truth'])."""
     return make_planted_counts()
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for CLI subprocesses: no colour, a wide terminal."""
+    env = dict(os.environ)
+    for var in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE"):
+        env.pop(var, None)
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    return env

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_planted_counts
+from conftest import cli_env, make_planted_counts
 
 CSV_COLUMNS = [
     "group", "n_cells", "top_markers", "label", "ontology_id", "confidence",
@@ -26,18 +25,9 @@ CONTRACT_FLAGS = [
 ]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE"):
-        env.pop(var, None)
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "200"
-    return env
-
-
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llm4cell", *args], cwd=cwd, env=_env(), capture_output=True,
+        [sys.executable, "-m", "llm4cell", *args], cwd=cwd, env=cli_env(), capture_output=True,
         text=True, timeout=timeout, check=False,
     )
 
@@ -260,7 +250,7 @@ def test_console_script_matches_module(tmp_path: Path) -> None:
     if not script.exists():
         pytest.skip("console script not installed next to the interpreter")
     proc = subprocess.run(
-        [str(script), "annotate", "missing.h5ad", "-o", "out.h5ad"], cwd=tmp_path, env=_env(),
+        [str(script), "annotate", "missing.h5ad", "-o", "out.h5ad"], cwd=tmp_path, env=cli_env(),
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 2

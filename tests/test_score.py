@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cli_env
 
 import llm4cell
 from llm4cell import InputError
@@ -400,18 +400,9 @@ def test_blank_or_infinite_weight(value: str, tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------- CLI
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE"):
-        env.pop(var, None)
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "200"
-    return env
-
-
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llm4cell", "score", *args], cwd=cwd, env=_env(),
+        [sys.executable, "-m", "llm4cell", "score", *args], cwd=cwd, env=cli_env(),
         capture_output=True, text=True, timeout=300, check=False,
     )
 

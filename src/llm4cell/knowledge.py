@@ -259,6 +259,9 @@ class KnowledgeBase:
         self.n_sources = np.array([sources[t] for t in type_ids], dtype=np.float64)
         self.prior = self.n_sources / (self.n_sources + p.support_k)
         self._null_lengths, self._null_best = self._null_model()
+        # caches, independent of the decision parameters (shared by with_params copies)
+        self._null_levels: dict[float, np.ndarray] = {}
+        self._tissue_factors: dict[tuple[str, float, float], np.ndarray] = {}
         self._lineages: dict[str, frozenset[str]] = {}
         self._restricted = [
             restricted_tissues(
@@ -298,7 +301,9 @@ class KnowledgeBase:
         default), interpolated in ``log n`` between the simulated lengths.
         """
         q = self.params.null_quantile if quantile is None else quantile
-        levels = np.quantile(self._null_best, q, axis=1)
+        levels = self._null_levels.get(q)
+        if levels is None:
+            levels = self._null_levels[q] = np.quantile(self._null_best, q, axis=1)
         n = max(1, n_genes)
         return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
 
@@ -319,10 +324,11 @@ class KnowledgeBase:
         s = str(symbol).strip()
         if not is_evidence_gene(s):
             return None
-        for c in mouse_orthologs(s) if species == "mouse" else (s,):
+        names = mouse_orthologs(s) if species == "mouse" else (s,)
+        for c in names:
             if c in self.gene_index:
                 return c
-        for c in mouse_orthologs(s) if species == "mouse" else (s,):
+        for c in names:
             alias = self.aliases.get(c)
             if alias in self.gene_index:
                 return alias
@@ -362,14 +368,19 @@ class KnowledgeBase:
     def tissue_factor(self, tissue: str | None) -> np.ndarray:
         """Per-type tissue factor for a query tissue (all ones when none applies)."""
         canonical = match_tissue(tissue)
-        factor = np.ones(len(self.type_ids))
         if canonical is None:
-            return factor
-        for j, tissues in enumerate(self._restricted):
-            if not tissues:
-                continue
-            factor[j] = (self.params.tissue_boost if canonical in tissues
-                         else self.params.tissue_penalty)
+            return np.ones(len(self.type_ids))
+        # keyed on the parameters too: with_params copies share this cache
+        key = (canonical, self.params.tissue_penalty, self.params.tissue_boost)
+        factor = self._tissue_factors.get(key)
+        if factor is None:
+            factor = np.ones(len(self.type_ids))
+            for j, tissues in enumerate(self._restricted):
+                if tissues:
+                    factor[j] = (self.params.tissue_boost if canonical in tissues
+                                 else self.params.tissue_penalty)
+            factor.flags.writeable = False
+            self._tissue_factors[key] = factor
         return factor
 
     def score(self, query: MarkerQuery) -> np.ndarray:
