@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import anndata as ad
 import numpy as np
@@ -19,6 +20,9 @@ from ._preprocess import Expression, cluster, prepare_expression, rank_markers
 from ._progress import Stages
 from ._records import Annotation, MarkerQuery, Species
 from .knowledge import UNKNOWN, load_knowledge
+
+if TYPE_CHECKING:
+    from .llm import LLMOptions
 
 __all__ = ["AnnotationResult", "annotate", "run_annotation"]
 
@@ -84,7 +88,8 @@ class AnnotationResult:
     def to_df(self) -> pd.DataFrame:
         """One row per group: group, n_cells, top_markers, n_significant_markers, label,
         ontology_id, confidence, candidate_2..candidate_4 (the next three candidates, as
-        ``name (CL ID, score)``) and evidence."""
+        ``name (CL ID, score)``), evidence, and the backend's details (e.g.
+        ``consensus_proportion``, ``consensus_entropy``, ``llm_asked``) when it gives any."""
         n_cells = self.groups.value_counts()
         rows = []
         for g, a in self.annotations.items():
@@ -102,6 +107,7 @@ class AnnotationResult:
                 "candidate_3": cands[1],
                 "candidate_4": cands[2],
                 "evidence": a.evidence,
+                **a.details,
             })
         return pd.DataFrame(rows)
 
@@ -205,6 +211,7 @@ def run_annotation(
     tissue: str | None = None,
     species: Species = "human",
     backend: str | Annotator = "knowledge",
+    backend_options: LLMOptions | Mapping[str, object] | None = None,
     layer: str | None = None,
     key_added: str = "cell_type",
     resolution: float = 1.0,
@@ -224,7 +231,7 @@ def run_annotation(
     if n_markers < 1:
         msg = f"n_markers must be at least 1, got {n_markers}"
         raise InputError(msg)
-    annotator = get_annotator(backend)
+    annotator = get_annotator(backend, backend_options)  # fails fast: key, server, model
     if groupby is not None:
         _check_groupby(adata, groupby)
 
@@ -267,7 +274,9 @@ def run_annotation(
             )
             for g, df in markers.items()
         }
-        with stages.stage(f"Annotating {len(queries)} groups ({annotator.name})"):
+        with stages.stage(f"Annotating {len(queries)} groups ({annotator.name})") as tick:
+            if hasattr(annotator, "progress"):
+                annotator.progress = tick
             answers = annotator.annotate(list(queries.values()))
             annotations = check_answers(list(queries.values()), answers)
             for g, q in queries.items():
@@ -301,7 +310,8 @@ def run_annotation(
         },
         "input": expr.describe(),
         "cl_version": kb.ontology.version,
-        "knowledge": annotator.provenance(),
+        "knowledge": kb.provenance(),
+        "annotator": annotator.provenance(),
         "versions": {
             "llm4cell": _version("llm4cell"),
             "scanpy": _version("scanpy"),
@@ -327,6 +337,7 @@ def annotate(
     tissue: str | None = None,
     species: Species = "human",
     backend: str | Annotator = "knowledge",
+    backend_options: LLMOptions | Mapping[str, object] | None = None,
     layer: str | None = None,
     key_added: str = "cell_type",
     resolution: float = 1.0,
@@ -358,7 +369,12 @@ def annotate(
     species
         ``"human"`` or ``"mouse"`` (mouse symbols map to human by the documented rule).
     backend
-        Backend spec string (``"knowledge"``, the offline default) or an annotator object.
+        Backend spec string or an annotator object: ``"knowledge"`` (the offline
+        default), ``"openai:MODEL"``, ``"anthropic:MODEL"``, ``"llamacpp:PATH.gguf"``,
+        ``"hybrid:<llm spec>"`` or ``"consensus:<spec>,<spec>,..."`` (see ``docs/llm.md``).
+    backend_options
+        How LLM backends are called: :class:`~llm4cell.llm.LLMOptions` or a dict of its
+        fields (strategy, batch size, concurrency, timeout, retries, cache, ...).
     layer
         Layer holding counts or log-normalised values to use instead of ``X``.
     key_added
@@ -399,7 +415,8 @@ def annotate(
     """
     result, expr = run_annotation(
         adata, groupby=groupby, tissue=tissue, species=species, backend=backend,
-        layer=layer, key_added=key_added, resolution=resolution, n_markers=n_markers,
+        backend_options=backend_options, layer=layer, key_added=key_added,
+        resolution=resolution, n_markers=n_markers,
         random_state=random_state, progress=progress,
     )
     target = adata.copy() if copy else adata

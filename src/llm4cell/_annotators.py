@@ -7,15 +7,18 @@ one ran. :func:`check_answers` enforces that every query got exactly one answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pandas as pd
 
 from ._errors import BackendError, InputError
 from ._records import Annotation, MarkerQuery
 from .knowledge import KnowledgeBase, load_knowledge
+
+if TYPE_CHECKING:
+    from .llm._options import LLMOptions, ParsedSpec
 
 __all__ = [
     "BACKENDS",
@@ -62,9 +65,44 @@ BACKENDS: list[BackendSpec] = [
         needs_network=False,
         reference="cellconsensus (tansey-lab); Cell Ontology via cellxgene-ontology-guide",
     ),
+    BackendSpec(
+        name="openai:MODEL",
+        desc="Any OpenAI-compatible chat server: OpenAI, vLLM, Ollama, llama.cpp, "
+        "OpenRouter, LM Studio (base URL and key from flags or OPENAI_BASE_URL / "
+        "OPENAI_API_KEY). Needs llm4cell[llm].",
+        needs_network=True,
+        reference="OpenAI Chat Completions API",
+    ),
+    BackendSpec(
+        name="anthropic:MODEL",
+        desc="Anthropic's Messages API (key from ANTHROPIC_API_KEY); structured answers "
+        "through a forced tool call. Needs llm4cell[llm].",
+        needs_network=True,
+        reference="Anthropic Messages API",
+    ),
+    BackendSpec(
+        name="llamacpp:PATH.gguf",
+        desc="A local GGUF model file run in-process by llama-cpp-python (offline). "
+        "Needs llm4cell[local].",
+        needs_network=False,
+        reference="llama.cpp / llama-cpp-python",
+    ),
+    BackendSpec(
+        name="hybrid:SPEC",
+        desc="The knowledge engine's candidates, matched markers and answer given to an "
+        "LLM, which chooses or proposes another; optionally only where the engine is "
+        "uncertain.",
+        needs_network=True,
+        reference="llm4cell",
+    ),
+    BackendSpec(
+        name="consensus:SPEC,SPEC,...",
+        desc="Several annotators; consensus, proportion and entropy measured on the Cell "
+        "Ontology, with one discussion round where they disagree.",
+        needs_network=True,
+        reference="llm4cell (after mLLMCelltype's multi-model consensus)",
+    ),
 ]
-
-_PLANNED = ("openai", "anthropic", "llamacpp", "hybrid", "consensus")
 
 
 def show() -> pd.DataFrame:
@@ -89,31 +127,74 @@ class KnowledgeAnnotator:
         return {"backend": self.name, **self.kb.provenance()}
 
 
-def get_annotator(spec: str | Annotator) -> Annotator:
-    """The annotator for a backend spec string (``"knowledge"``) or an annotator object.
+def get_annotator(
+    spec: str | Annotator,
+    options: LLMOptions | Mapping[str, object] | None = None,
+    *,
+    check: bool = True,
+) -> Annotator:
+    """The annotator for a backend spec string or an annotator object.
+
+    Parameters
+    ----------
+    spec
+        ``"knowledge"``, ``"openai:MODEL"``, ``"anthropic:MODEL"``, ``"llamacpp:PATH.gguf"``,
+        ``"hybrid:<llm spec>"``, ``"consensus:<spec>,<spec>,..."`` (see
+        :mod:`llm4cell.llm._options` for ``?key=value`` options), or an annotator.
+    options
+        How LLM backends are called (:class:`~llm4cell.llm.LLMOptions` or a dict of its
+        fields); ignored by the knowledge backend.
+    check
+        Check at once that every LLM backend can answer (key present, server reachable,
+        model served, model file loads), so that a bad setup fails before any work.
 
     Raises
     ------
     BackendError
-        For unknown or not yet available backends.
+        For unknown specs, bad options, missing packages, keys or servers.
     """
     if not isinstance(spec, str):
         if isinstance(spec, Annotator):
             return spec
         msg = f"backend must be a spec string or an Annotator, got {type(spec).__name__}"
         raise BackendError(msg)
-    name = spec.split(":", 1)[0].strip().lower()
-    if name == "knowledge":
+    from .llm._options import LLMOptions, parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.kind == "knowledge":
         return KnowledgeAnnotator()
-    if name in _PLANNED:
-        msg = (
-            f"backend {spec!r} is not available in this version of llm4cell; "
-            "use --backend knowledge (offline)"
-        )
-        raise BackendError(msg)
-    known = ", ".join(b.name for b in BACKENDS)
-    msg = f"unknown backend {spec!r}; available: {known}"
-    raise BackendError(msg)
+    if options is None:
+        opts = LLMOptions()
+    elif isinstance(options, LLMOptions):
+        opts = options
+    else:
+        try:
+            opts = LLMOptions.model_validate(dict(options))
+        except ValueError as e:
+            msg = f"bad LLM options: {' '.join(str(e).split())[:300]}"
+            raise BackendError(msg) from None
+    return _build(parsed, opts, check)
+
+
+def _build(parsed: ParsedSpec, opts: LLMOptions, check: bool) -> Annotator:
+    from .llm._annotator import HybridAnnotator, LLMAnnotator
+    from .llm._consensus import ConsensusAnnotator
+    from .llm._options import merge_options, parse_spec
+
+    if parsed.kind == "knowledge":
+        return KnowledgeAnnotator()
+    if parsed.kind == "hybrid":
+        inner = parse_spec(parsed.members[0])
+        llm = _build(inner, opts.model_copy(update={"name": None}), check)
+        return HybridAnnotator(llm, opts)  # type: ignore[arg-type]
+    if parsed.kind == "consensus":
+        members = [_build(parse_spec(m), opts.model_copy(update={"name": None}), check)
+                   for m in parsed.members]
+        return ConsensusAnnotator(members, opts)
+    annotator = LLMAnnotator(parsed, merge_options(opts, parsed.options))
+    if check:
+        annotator.check()
+    return annotator
 
 
 def check_answers(

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -32,6 +34,9 @@ from ._annotators import Annotator, check_answers, get_annotator
 from ._errors import InputError
 from ._io import read_table
 from ._records import Annotation, MarkerQuery
+
+if TYPE_CHECKING:
+    from .llm import LLMOptions
 
 __all__ = ["annotate_markers", "read_marker_table"]
 
@@ -182,9 +187,11 @@ def annotate_markers(
     markers: str | os.PathLike[str] | pd.DataFrame,
     *,
     backend: str | Annotator = "knowledge",
+    backend_options: LLMOptions | Mapping[str, object] | None = None,
     tissue: str | None = None,
     species: str = "human",
     n_markers: int = 50,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Annotate marker lists (one per cluster) with Cell Ontology terms.
 
@@ -194,25 +201,34 @@ def annotate_markers(
         Path or DataFrame of a marker table (simple, Seurat ``FindAllMarkers`` or scanpy
         ``rank_genes_groups`` format; see :mod:`llm4cell._markers`).
     backend
-        Backend spec (``"knowledge"``, offline) or an annotator object.
+        Backend spec (``"knowledge"``, offline; ``"openai:MODEL"``, ``"anthropic:MODEL"``,
+        ``"llamacpp:PATH.gguf"``, ``"hybrid:..."``, ``"consensus:..."``) or an annotator.
+    backend_options
+        How LLM backends are called (:class:`~llm4cell.llm.LLMOptions` or a dict).
     tissue, species
         Defaults for clusters whose row gives none.
     n_markers
         At most this many genes per cluster, best first.
+    progress
+        Called as ``progress(done, total)`` while an LLM backend answers.
 
     Returns
     -------
     One row per cluster, in table order: ``id``, ``label``, ``ontology_id``,
     ``ontology_name``, ``confidence``, ``candidates`` (JSON: the top 5 with score and
     matched genes), ``evidence`` (one line), ``n_markers``, ``tissue``, ``species``,
-    ``backend``.
+    ``backend``, then the backend's details when it gives any (``consensus_proportion``,
+    ``consensus_entropy``, ``llm_asked``, ...). ``DataFrame.attrs["provenance"]`` holds
+    the backend's provenance (model, requests, cache hits, tokens, cost).
     """
     if species not in _SPECIES:
         msg = f"species must be human or mouse, got {species!r}"
         raise InputError(msg)
     _, queries = read_marker_table(markers, tissue=tissue, species=_SPECIES[species],
                                    n_markers=n_markers)
-    annotator = get_annotator(backend)
+    annotator = get_annotator(backend, backend_options)  # fails fast: key, server, model
+    if progress is not None and hasattr(annotator, "progress"):
+        annotator.progress = progress  # type: ignore[attr-defined]
     asked = [q for q in queries if q.genes]
     answers = check_answers(asked, annotator.annotate(asked)) if asked else {}
     rows = []
@@ -233,5 +249,8 @@ def annotate_markers(
             "tissue": q.tissue or "",
             "species": q.species,
             "backend": a.backend,
+            **a.details,
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["provenance"] = annotator.provenance()
+    return table

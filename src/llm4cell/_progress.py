@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["Stages"]
 
@@ -46,13 +46,19 @@ class Stages:
             self._progress.stop()
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time one stage (and show it)."""
+    def stage(self, name: str) -> Iterator[Callable[[int, int], None]]:
+        """Time one stage (and show it). Yields ``tick(done, total)``, which shows the
+        stage's own progress (e.g. clusters answered by an LLM)."""
         task = None
         if self._progress is not None:
             task = self._progress.add_task(name, total=1)
+
+        def tick(done: int, total: int) -> None:
+            if self._progress is not None and task is not None:
+                self._progress.update(task, description=f"{name}: {done}/{total}")
+
         start = time.perf_counter()
-        yield
+        yield tick
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
         if self._progress is not None and task is not None:
             self._progress.update(task, completed=1)

@@ -74,7 +74,9 @@ class Annotation(_Frozen):
     """The answer for one query.
 
     ``label`` is a Cell Ontology term name or ``"unknown"`` (then ``ontology_id`` is None).
-    ``confidence`` lies in [0, 1]. ``evidence`` is one human-readable line.
+    ``confidence`` lies in [0, 1]. ``evidence`` is one human-readable line. ``details``
+    holds backend-specific figures (e.g. ``consensus_proportion``,
+    ``consensus_entropy``, ``llm_asked``), written as extra columns of the outputs.
     """
 
     id: str
@@ -84,3 +86,4 @@ class Annotation(_Frozen):
     candidates: tuple[Candidate, ...] = ()
     evidence: str = ""
     backend: str = "knowledge"
+    details: dict[str, float | int | bool | str] = Field(default_factory=dict)

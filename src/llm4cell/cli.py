@@ -29,6 +29,120 @@ class SpeciesChoice(str, enum.Enum):
     mouse = "mouse"
 
 
+class StrategyChoice(str, enum.Enum):
+    zero_shot = "zero-shot"
+    cot = "cot"
+
+
+class WhenChoice(str, enum.Enum):
+    always = "always"
+    uncertain = "uncertain"
+
+
+class JsonModeChoice(str, enum.Enum):
+    auto = "auto"
+    json_schema = "json_schema"
+    json_object = "json_object"
+    none = "none"
+
+
+_LLM = "LLM backends"
+BackendOpt = Annotated[str, typer.Option(
+    help="Backend spec: knowledge (offline default), openai:MODEL, anthropic:MODEL, "
+         "llamacpp:PATH.gguf, hybrid:SPEC, consensus:SPEC,SPEC,...")]
+BaseUrlOpt = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI).",
+    rich_help_panel=_LLM)]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(
+    help="Environment variable holding the API key (default OPENAI_API_KEY / "
+         "ANTHROPIC_API_KEY). Keys are never written anywhere.", rich_help_panel=_LLM)]
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    help="API key (better: the environment variable, which stays out of shell history). "
+         "Never written to outputs or logs.", rich_help_panel=_LLM, show_default=False)]
+StrategyOpt = Annotated[StrategyChoice, typer.Option(
+    help="zero-shot, or cot (reason step by step, then summarise).", rich_help_panel=_LLM)]
+BatchOpt = Annotated[int, typer.Option(help="Clusters per request.", rich_help_panel=_LLM)]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Requests in flight at once.",
+                                             rich_help_panel=_LLM)]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request.", rich_help_panel=_LLM)]
+RetriesOpt = Annotated[int, typer.Option(
+    help="Retries after rate limits, server errors and timeouts (exponential backoff).",
+    rich_help_panel=_LLM)]
+MaxTokensOpt = Annotated[int, typer.Option(help="Output tokens per cluster.",
+                                           rich_help_panel=_LLM)]
+JsonModeOpt = Annotated[JsonModeChoice, typer.Option(
+    help="Structured-output mode of the server (auto detects it).", rich_help_panel=_LLM)]
+CacheOpt = Annotated[Path | None, typer.Option(
+    help="Response cache file (default: $LLM4CELL_CACHE_DIR or ~/.cache/llm4cell).",
+    rich_help_panel=_LLM)]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the response cache.",
+                                          rich_help_panel=_LLM)]
+WhenOpt = Annotated[WhenChoice, typer.Option(
+    help="hybrid: ask the LLM always, or only where the knowledge confidence is low.",
+    rich_help_panel=_LLM)]
+BelowOpt = Annotated[float, typer.Option(
+    help="hybrid with --llm-when uncertain: the confidence threshold.", rich_help_panel=_LLM)]
+NoDiscussOpt = Annotated[bool, typer.Option(
+    "--no-discuss", help="consensus: skip the discussion round.", rich_help_panel=_LLM)]
+PricesOpt = Annotated[Path | None, typer.Option(
+    help="Price table (JSON/TOML, USD per million tokens) overriding the shipped one.",
+    rich_help_panel=_LLM)]
+
+
+def _llm_options(backend: str, **kw: object) -> object:
+    """LLMOptions from the CLI flags (None for the knowledge backend)."""
+    if backend.strip().lower() == "knowledge":
+        return None
+    from .llm import LLMOptions
+    from .llm._runner import load_prices
+
+    prices = kw.pop("prices")
+    no_cache = kw.pop("no_cache")
+    no_discuss = kw.pop("no_discuss")
+    data = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in kw.items()}
+    data["cache_path"] = data.pop("cache")
+    data["cache"] = not no_cache
+    data["discuss"] = not no_discuss
+    if prices is not None:
+        data["prices"] = load_prices(prices)  # type: ignore[arg-type]
+    try:
+        return LLMOptions.model_validate(data)
+    except ValueError as e:
+        from ._errors import InputError
+
+        first = e.errors()[0]  # type: ignore[attr-defined]
+        opt = "--" + str(first["loc"][0]).replace("_", "-")
+        msg = f"{opt}: {first['msg']}"
+        raise InputError(msg) from None
+
+
+def _usage_line(prov: object) -> str | None:
+    """One line of LLM accounting from a provenance record (summed over members)."""
+    found: list[dict[str, object]] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if "usage" in x and isinstance(x["usage"], dict):
+                found.append(x["usage"])
+            for v in x.values():
+                walk(v)
+
+    walk(prov)
+    if not found:
+        return None
+
+    def total(key: str) -> float:
+        return sum(float(u.get(key) or 0) for u in found)
+
+    costs = [u.get("cost_usd") for u in found if u.get("cost_usd") not in (None, "")]
+    line = (f"LLM: {int(total('requests'))} requests, {int(total('cache_hits'))} cache hits, "
+            f"{int(total('retries'))} retries, {int(total('prompt_tokens')):,} prompt + "
+            f"{int(total('completion_tokens')):,} completion tokens")
+    if costs:
+        line += f", cost ${sum(float(c) for c in costs):.4f}"  # type: ignore[arg-type]
+    return line
+
+
 def _fail(e: BaseException, debug: bool) -> None:
     if debug:
         raise e
@@ -60,7 +174,7 @@ def annotate(
     groupby: Annotated[
         str | None, typer.Option(help="obs column with your clusters (default: Leiden).")
     ] = None,
-    backend: Annotated[str, typer.Option(help="Annotation backend spec.")] = "knowledge",
+    backend: BackendOpt = "knowledge",
     report: Annotated[
         Path | None, typer.Option(help="Write a self-contained HTML report here.")
     ] = None,
@@ -78,14 +192,39 @@ def annotate(
     demo: Annotated[
         bool, typer.Option("--demo", help="Run on scanpy's bundled pbmc68k_reduced data.")
     ] = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    api_key: ApiKeyOpt = None,
+    strategy: StrategyOpt = StrategyChoice.zero_shot,
+    batch_size: BatchOpt = 5,
+    concurrency: ConcurrencyOpt = 4,
+    timeout: TimeoutOpt = 120.0,
+    retries: RetriesOpt = 4,
+    max_tokens: MaxTokensOpt = 256,
+    json_mode: JsonModeOpt = JsonModeChoice.auto,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    llm_when: WhenOpt = WhenChoice.always,
+    uncertain_below: BelowOpt = 0.5,
+    no_discuss: NoDiscussOpt = False,
+    prices: PricesOpt = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
 ) -> None:
     """Annotate cell types of DATA with Cell Ontology labels, confidence and evidence."""
     try:
+        options = _llm_options(
+            backend, base_url=base_url, api_key_env=api_key_env, api_key=api_key,
+            strategy=strategy,
+            batch_size=batch_size, concurrency=concurrency, timeout=timeout, retries=retries,
+            max_tokens=max_tokens, json_mode=json_mode, cache=cache, no_cache=no_cache,
+            llm_when=llm_when, uncertain_below=uncertain_below, no_discuss=no_discuss,
+            prices=prices,
+        )
         _annotate(
             data, output, tissue=tissue, species=species.value, groupby=groupby,
-            backend=backend, report=report, csv=csv, key_added=key_added, layer=layer,
-            resolution=resolution, n_markers=n_markers, random_state=random_state, demo=demo,
+            backend=backend, backend_options=options, report=report, csv=csv,
+            key_added=key_added, layer=layer, resolution=resolution, n_markers=n_markers,
+            random_state=random_state, demo=demo,
         )
     except Llm4cellError as e:
         _fail(e, debug)
@@ -140,6 +279,9 @@ def _annotate(
             write_h5ad(adata, output)
     err.print(f"Annotated {adata.n_obs} cells x {adata.n_vars} genes from {source}")
     _print_summary(adata, str(kwargs.get("key_added", "cell_type")))
+    usage = _usage_line(adata.uns["llm4cell"].get("annotator"))
+    if usage:
+        err.print(usage, highlight=False)
     err.print(f"Wrote {output}")
     err.print(f"Wrote {csv_path}")
     if report is not None:
@@ -167,7 +309,7 @@ def markers_cmd(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Predictions CSV to write.")
     ] = Path("predictions.csv"),
-    backend: Annotated[str, typer.Option(help="Annotation backend spec.")] = "knowledge",
+    backend: BackendOpt = "knowledge",
     tissue: Annotated[
         str | None, typer.Option(help="Tissue for rows without a tissue column value.")
     ] = None,
@@ -175,17 +317,50 @@ def markers_cmd(
         SpeciesChoice, typer.Option(help="Species for rows without a species value.")
     ] = SpeciesChoice.human,
     n_markers: Annotated[int, typer.Option(help="At most this many genes per cluster.")] = 50,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    api_key: ApiKeyOpt = None,
+    strategy: StrategyOpt = StrategyChoice.zero_shot,
+    batch_size: BatchOpt = 5,
+    concurrency: ConcurrencyOpt = 4,
+    timeout: TimeoutOpt = 120.0,
+    retries: RetriesOpt = 4,
+    max_tokens: MaxTokensOpt = 256,
+    json_mode: JsonModeOpt = JsonModeChoice.auto,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    llm_when: WhenOpt = WhenChoice.always,
+    uncertain_below: BelowOpt = 0.5,
+    no_discuss: NoDiscussOpt = False,
+    prices: PricesOpt = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
 ) -> None:
     """Annotate marker gene lists (no expression data) with Cell Ontology terms."""
     try:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
         from ._io import check_output_path, write_csv
         from ._markers import annotate_markers
 
         check_output_path(output, markers)
-        with err.status(f"Annotating {markers}"):
-            table = annotate_markers(markers, backend=backend, tissue=tissue,
-                                     species=species.value, n_markers=n_markers)
+        options = _llm_options(
+            backend, base_url=base_url, api_key_env=api_key_env, api_key=api_key,
+            strategy=strategy,
+            batch_size=batch_size, concurrency=concurrency, timeout=timeout, retries=retries,
+            max_tokens=max_tokens, json_mode=json_mode, cache=cache, no_cache=no_cache,
+            llm_when=llm_when, uncertain_below=uncertain_below, no_discuss=no_discuss,
+            prices=prices,
+        )
+        with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(f"Annotating {markers.name} ({backend})", total=None)
+
+            def tick(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            table = annotate_markers(markers, backend=backend, backend_options=options,  # type: ignore[arg-type]
+                                     tissue=tissue, species=species.value,
+                                     n_markers=n_markers, progress=tick)
         write_csv(table, output)
     except Llm4cellError as e:
         _fail(e, debug)
@@ -197,6 +372,9 @@ def markers_cmd(
         summary.add_row(str(r["id"]), str(r["label"]), str(r["ontology_id"]),
                         f"{float(r['confidence']):.2f}")
     Console(width=max(out.width, 120)).print(summary)
+    usage = _usage_line(table.attrs.get("provenance"))
+    if usage:
+        err.print(usage, highlight=False)
     err.print(f"Wrote {output}")
 
 

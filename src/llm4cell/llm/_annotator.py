@@ -1,0 +1,408 @@
+"""LLM annotators: a language model, alone or given the knowledge engine's evidence.
+
+:class:`LLMAnnotator` asks one model for the cell type of each query, a batch of
+clusters per request, keyed by id; :class:`HybridAnnotator` gives it the knowledge
+engine's candidates first. Both follow the :class:`~llm4cell.Annotator` protocol.
+
+For every batch: the request (or the two of ``cot``) is sent through the
+:class:`~llm4cell.llm._runner.RequestRunner` (cache, retries, timeout). Ids answered
+exactly once with a valid item are accepted; every other id is asked again alone; a
+single id whose answer is still not valid gets ``repair_attempts`` follow-ups showing
+the model the problem, then becomes ``"unknown"`` with the reason in its evidence. Free
+text names are mapped to Cell Ontology terms by :func:`~llm4cell.match_label`.
+
+The confidence of an LLM answer is the model's own (uncalibrated) confidence times the
+score of the ontology match; the knowledge engine's confidence is the calibrated one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+
+from .._errors import BackendError
+from .._matcher import get_matcher
+from .._records import Annotation, Candidate, MarkerQuery
+from ..knowledge import UNKNOWN
+from ._answers import ClusterAnswer, answer_schema, parse_answers
+from ._clients import ChatClient, ChatRequest, make_client
+from ._options import LLMOptions, ParsedSpec, redact
+from ._prompts import (
+    SYSTEM,
+    cluster_block,
+    discussion_prompt,
+    hybrid_block,
+    reasoning_prompt,
+    repair_prompt,
+    summary_prompt,
+    task_prompt,
+)
+from ._runner import RequestRunner, run_parallel
+
+__all__ = ["HybridAnnotator", "LLMAnnotator"]
+
+#: Bumped when the prompts change meaningfully (recorded in provenance).
+PROMPT_VERSION = 1
+#: Markers per cluster shown to the model.
+PROMPT_GENES = 15
+_UNKNOWN_WORDS = {
+    "unknown", "unclear", "none", "n/a", "na", "undetermined", "not determined",
+    "unidentified", "unassigned", "unknown cell type", "unknown cell", "ambiguous",
+}
+Progress = Callable[[int, int], None]
+
+
+def _is_unknown(text: str) -> bool:
+    t = text.strip().lower().strip("<>.")
+    return t in _UNKNOWN_WORDS or t.startswith("unknown")
+
+
+def _mentioned(genes: Sequence[str], text: str) -> tuple[str, ...]:
+    words = set(re.findall(r"[A-Za-z0-9\-\.]+", text.upper()))
+    return tuple(g for g in genes if g.upper() in words)
+
+
+class LLMAnnotator:
+    """A language model as an :class:`~llm4cell.Annotator`.
+
+    Parameters
+    ----------
+    spec
+        The parsed backend spec (``openai:MODEL``, ``anthropic:MODEL``, ``llamacpp:PATH``).
+    options
+        How to call the model (see :class:`~llm4cell.llm.LLMOptions`).
+    client
+        A ready client (default: built from the spec).
+    """
+
+    def __init__(self, spec: ParsedSpec, options: LLMOptions,
+                 client: ChatClient | None = None) -> None:
+        self.spec = spec
+        self.options = options
+        self.name = options.name or spec.text
+        self.client = client or make_client(spec.kind, spec.target, options)
+        self.runner = RequestRunner(self.client, options)
+        self.counts: Counter[str] = Counter()
+        self.progress: Progress | None = None
+        self._lock = threading.Lock()
+        self._done = 0
+        self._total = 0
+
+    def __repr__(self) -> str:
+        return f"LLMAnnotator({self.name!r}, strategy={self.options.strategy!r})"
+
+    def check(self) -> None:
+        """Fail fast when the model cannot answer (missing key, server down, no file)."""
+        self.client.check()
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(self, messages: list[tuple[str, str]], ids: Sequence[str] | None,
+                 max_tokens: int) -> str:
+        schema = None
+        if ids is not None:
+            # Length bounds keep grammar-constrained local models from rambling; OpenAI's
+            # strict mode rejects them.
+            official = self.client.provider == "openai" and "api.openai.com" in \
+                self.client.endpoint
+            schema = answer_schema(list(ids), lengths=not official)
+        request = ChatRequest(
+            messages=tuple(messages), max_tokens=max_tokens,
+            temperature=self.options.temperature, seed=self.options.seed, schema=schema,
+        )
+        return self.runner.complete(request).text
+
+    def _conversation(self, blocks: list[str], ids: list[str], hybrid: bool
+                      ) -> tuple[list[tuple[str, str]], str]:
+        """Messages up to the structured answer, and the free reasoning (``cot``)."""
+        k = len(ids)
+        if self.options.strategy == "cot":
+            first = [("system", SYSTEM), ("user", reasoning_prompt(blocks, hybrid=hybrid))]
+            thought = self._request(first, None, 3 * self.options.max_tokens * k)
+            return [*first, ("assistant", thought), ("user", summary_prompt(ids))], thought
+        return [("system", SYSTEM), ("user", task_prompt(blocks, ids, hybrid=hybrid))], ""
+
+    def _blocks(self, batch: Sequence[MarkerQuery],
+                knowledge: Mapping[str, Annotation] | None) -> list[str]:
+        if knowledge is None:
+            return [cluster_block(q, PROMPT_GENES) for q in batch]
+        return [hybrid_block(q, PROMPT_GENES, knowledge[q.id]) for q in batch]
+
+    def _ask_batch(self, batch: Sequence[MarkerQuery],
+                   knowledge: Mapping[str, Annotation] | None) -> dict[str, Annotation]:
+        ids = [q.id for q in batch]
+        messages, thought = self._conversation(self._blocks(batch, knowledge), ids,
+                                               knowledge is not None)
+        max_tokens = self.options.max_tokens * len(ids)
+        text = self._request(messages, ids, max_tokens)
+        parsed = parse_answers(text, ids)
+        out = {i: self._to_annotation(q, parsed.answers[i], thought)
+               for q in batch if (i := q.id) in parsed.answers}
+        if parsed.extra_ids:
+            self._count("extra_ids", len(parsed.extra_ids))
+        if len(batch) > 1:
+            for q in batch:
+                if q.id not in out:
+                    self._count("reasked_alone")
+                    out.update(self._ask_batch([q], knowledge))
+            return out
+        q = batch[0]
+        attempt = 0
+        while q.id not in out:
+            problem = parsed.problems.get(q.id, "no usable answer")
+            if attempt >= self.options.repair_attempts:
+                self._count("invalid")
+                out[q.id] = Annotation(
+                    id=q.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                    evidence=(f"{self.name}: no valid answer after {attempt + 1} attempt(s) "
+                              f"({problem}); answer began {text[:120]!r}"),
+                    backend=self.name,
+                )
+                break
+            attempt += 1
+            self._count("repairs")
+            messages = [*messages, ("assistant", text), ("user", repair_prompt(problem, ids))]
+            text = self._request(messages, ids, max_tokens)
+            parsed = parse_answers(text, ids)
+            if q.id in parsed.answers:
+                out[q.id] = self._to_annotation(q, parsed.answers[q.id], thought)
+        return out
+
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[what] += n
+
+    def _advance(self, n: int) -> None:
+        with self._lock:
+            self._done += n
+            done, total = self._done, self._total
+        if self.progress is not None:
+            self.progress(done, total)
+
+    # ------------------------------------------------------------------ answers
+
+    def _to_annotation(self, q: MarkerQuery, ans: ClusterAnswer, thought: str) -> Annotation:
+        reasoning = " ".join(ans.reasoning.split())[:300]
+        said = f"{self.name} ({self.options.strategy}) answered {ans.cell_type!r}"
+        why = f"; reasoning: {reasoning}" if reasoning else ""
+        if _is_unknown(ans.cell_type):
+            return Annotation(id=q.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                              evidence=redact(said + why), backend=self.name)
+        matcher = get_matcher()
+        m = matcher.match(ans.cell_type, tissue=q.tissue)
+        if m.ontology_id is None:
+            return Annotation(
+                id=q.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                evidence=redact(f"{said}, which matches no Cell Ontology term{why}"),
+                backend=self.name,
+            )
+        onto = matcher.ontology
+        label = onto.label(m.ontology_id)
+        genes = _mentioned(q.genes, f"{ans.reasoning} {thought}")
+        candidates = [Candidate(label=label, ontology_id=m.ontology_id,
+                                score=round(ans.confidence, 4), matched_genes=genes)]
+        seen = {m.ontology_id}
+        for alt in ans.alternatives:
+            if _is_unknown(alt):
+                continue
+            am = matcher.match(alt, tissue=q.tissue)
+            if am.ontology_id is not None and am.ontology_id not in seen:
+                seen.add(am.ontology_id)
+                candidates.append(Candidate(label=onto.label(am.ontology_id),
+                                            ontology_id=am.ontology_id, score=0.0))
+        mapping = (f" -> {label} ({m.ontology_id}; {m.method} match {m.score:.2f})"
+                   if label.lower() != ans.cell_type.lower() else f" ({m.ontology_id})")
+        return Annotation(
+            id=q.id, label=label, ontology_id=m.ontology_id,
+            confidence=round(ans.confidence * min(1.0, m.score), 4),
+            candidates=tuple(candidates),
+            evidence=redact(f"{said}{mapping}, self-reported confidence "
+                            f"{ans.confidence:.2f}{why}"),
+            backend=self.name,
+        )
+
+    # ------------------------------------------------------------------ protocol
+
+    def annotate(self, queries: Sequence[MarkerQuery],
+                 knowledge: Mapping[str, Annotation] | None = None) -> list[Annotation]:
+        """One annotation per query, keyed by id.
+
+        ``knowledge`` (the knowledge engine's annotations by id) turns the prompt into the
+        hybrid one.
+
+        Raises
+        ------
+        BackendError
+            When the model stays unreachable after the retries; answers received so far
+            are in the cache and a re-run resumes from them.
+        """
+        queries = list(queries)
+        size = self.options.batch_size
+        batches = [queries[i : i + size] for i in range(0, len(queries), size)]
+        with self._lock:
+            self._done, self._total = 0, len(queries)
+
+        def one(batch: list[MarkerQuery]) -> dict[str, Annotation]:
+            got = self._ask_batch(batch, knowledge)
+            self._advance(len(batch))
+            return got
+
+        try:
+            answers = run_parallel(one, batches, self.runner.concurrency())
+        except BackendError as e:
+            s = self.runner.stats
+            msg = (f"{self.name}: {e}; {s.requests - s.failures} request(s) answered before "
+                   "this are cached: re-run the same command to resume")
+            raise BackendError(redact(msg)) from None
+        merged: dict[str, Annotation] = {}
+        for part in answers:
+            merged.update(part)
+        return [merged[q.id] for q in queries]
+
+    def reconsider(self, queries: Sequence[MarkerQuery], own: Mapping[str, Annotation],
+                   others: Mapping[str, list[tuple[str, str, str]]]) -> list[Annotation]:
+        """The consensus discussion round: each query alone, with the others' answers."""
+
+        def one(q: MarkerQuery) -> Annotation:
+            mine = own[q.id]
+            shown = (f"{mine.label} ({mine.ontology_id})" if mine.ontology_id else "unknown")
+            prompt = discussion_prompt(q, PROMPT_GENES, shown, others[q.id])
+            messages = [("system", SYSTEM), ("user", prompt)]
+            text = self._request(messages, [q.id], self.options.max_tokens)
+            parsed = parse_answers(text, [q.id])
+            if q.id in parsed.answers:
+                return self._to_annotation(q, parsed.answers[q.id], "")
+            self._count("invalid_discussion")
+            return mine.model_copy(update={
+                "evidence": f"{mine.evidence}; kept after an unusable discussion answer "
+                            f"({parsed.problems.get(q.id)})"})
+
+        try:
+            return run_parallel(one, list(queries), self.runner.concurrency())
+        except BackendError as e:
+            msg = f"{self.name}: {e}; re-run the same command to resume"
+            raise BackendError(redact(msg)) from None
+
+    def provenance(self) -> dict[str, object]:
+        """Model, endpoint, strategy, options, requests, tokens and cost (never a key)."""
+        return {
+            "backend": self.name,
+            "provider": self.client.provider,
+            "model": self.client.model,
+            "endpoint": self.client.endpoint,
+            "strategy": self.options.strategy,
+            "json_mode": getattr(self.client, "json_mode", None),
+            "prompt_version": PROMPT_VERSION,
+            "options": self.options.public(),
+            "usage": self.runner.provenance(),
+            "answers": {"reasked_alone": self.counts["reasked_alone"],
+                        "repairs": self.counts["repairs"],
+                        "invalid_after_repairs": self.counts["invalid"],
+                        "extra_ids_ignored": self.counts["extra_ids"]},
+        }
+
+
+class HybridAnnotator:
+    """The knowledge engine's candidates and evidence, judged by a language model.
+
+    With ``options.llm_when == "uncertain"`` the model is asked only for clusters whose
+    knowledge confidence is below ``options.uncertain_below``; the others keep the
+    engine's answer. When the model gives no valid answer, the engine's answer stands
+    (the evidence says so); a deliberate "unknown" from the model is kept.
+    """
+
+    def __init__(self, llm: LLMAnnotator, options: LLMOptions) -> None:
+        from .._annotators import KnowledgeAnnotator
+
+        self.llm = llm
+        self.options = options
+        self.knowledge = KnowledgeAnnotator()
+        self.name = options.name or f"hybrid:{llm.name}"
+        self.n_asked = 0
+
+    def __repr__(self) -> str:
+        return f"HybridAnnotator({self.name!r}, llm_when={self.options.llm_when!r})"
+
+    @property
+    def progress(self) -> Progress | None:
+        """Progress callback of the LLM part."""
+        return self.llm.progress
+
+    @progress.setter
+    def progress(self, value: Progress | None) -> None:
+        self.llm.progress = value
+
+    def check(self) -> None:
+        """Fail fast when the model cannot answer."""
+        self.llm.check()
+
+    def _asked(self, kn: Annotation) -> bool:
+        return self.options.llm_when == "always" or kn.confidence < self.options.uncertain_below
+
+    def annotate(self, queries: Sequence[MarkerQuery]) -> list[Annotation]:
+        """Knowledge first, then the model where asked (see the class docstring)."""
+        queries = list(queries)
+        kn = {a.id: a for a in self.knowledge.annotate(queries)}
+        asked = [q for q in queries if self._asked(kn[q.id])]
+        self.n_asked += len(asked)
+        llm = {a.id: a for a in self.llm.annotate(asked, knowledge=kn)} if asked else {}
+        out = []
+        threshold = self.options.uncertain_below
+        for q in queries:
+            k = kn[q.id]
+            k_text = (f"knowledge: {k.label} ({k.ontology_id}, confidence {k.confidence:.2f})"
+                      if k.ontology_id else "knowledge: unknown")
+            if q.id not in llm:
+                out.append(k.model_copy(update={
+                    "backend": self.name,
+                    "evidence": f"LLM not asked (knowledge confidence {k.confidence:.2f} >= "
+                                f"{threshold:.2f}); {k.evidence}",
+                    "details": {"llm_asked": False, "knowledge_confidence": k.confidence},
+                }))
+                continue
+            a = llm[q.id]
+            failed = a.ontology_id is None and "no valid answer" in a.evidence
+            if failed and k.ontology_id is not None:
+                out.append(k.model_copy(update={
+                    "backend": self.name,
+                    "evidence": f"{a.evidence}; the knowledge answer stands: {k.evidence}",
+                    "details": {"llm_asked": True, "llm_valid": False,
+                                "knowledge_confidence": k.confidence},
+                }))
+                continue
+            ids = {c.ontology_id for c in a.candidates}
+            cands = list(a.candidates) + [c for c in k.candidates if c.ontology_id not in ids]
+            if a.ontology_id is None:
+                verdict = "the LLM found no cell type"
+            elif a.ontology_id == k.ontology_id:
+                verdict = "the LLM agrees with the knowledge engine"
+            elif a.ontology_id in {c.ontology_id for c in k.candidates}:
+                verdict = "the LLM chose another knowledge candidate"
+            else:
+                verdict = "the LLM proposed a type outside the knowledge candidates"
+            out.append(a.model_copy(update={
+                "backend": self.name, "candidates": tuple(cands),
+                "evidence": f"{verdict}; {a.evidence}; {k_text}",
+                "details": {"llm_asked": True, "llm_valid": True,
+                            "knowledge_confidence": k.confidence},
+            }))
+        return out
+
+    def reconsider(self, queries: Sequence[MarkerQuery], own: Mapping[str, Annotation],
+                   others: Mapping[str, list[tuple[str, str, str]]]) -> list[Annotation]:
+        """The consensus discussion round, answered by the model."""
+        got = self.llm.reconsider(queries, own, others)
+        return [a.model_copy(update={"backend": self.name}) for a in got]
+
+    def provenance(self) -> dict[str, object]:
+        """The LLM's provenance plus the hybrid settings and the knowledge base."""
+        return {
+            "backend": self.name,
+            "llm": self.llm.provenance(),
+            "llm_when": self.options.llm_when,
+            "uncertain_below": self.options.uncertain_below,
+            "n_asked": self.n_asked,
+            "knowledge": self.knowledge.provenance(),
+        }
