@@ -71,3 +71,24 @@ def cli_env() -> dict[str, str]:
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "200"
     return env
+
+
+@pytest.fixture(autouse=True)
+def _isolated_llm_env(tmp_path, monkeypatch):
+    """Every test gets its own LLM response cache and no provider keys or URLs."""
+    monkeypatch.setenv("LLM4CELL_CACHE_DIR", str(tmp_path / "llm_cache"))
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+                "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """A real llama.cpp OpenAI-compatible server with SmolLM2-135M (shared, read-only use:
+    tests that stop or restart a server start their own)."""
+    from llama_server import LlamaServer, require_llm_stack
+
+    model = require_llm_stack()
+    server = LlamaServer(model, tmp_path_factory.mktemp("llama")).start()
+    yield server
+    server.stop()

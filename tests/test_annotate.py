@@ -238,5 +238,6 @@ def test_backend_registry_matches_show():
     table = llm4cell.show()
     assert list(table["name"]) == [b.name for b in llm4cell.BACKENDS]
     assert not table.loc[table["name"] == "knowledge", "needs_network"].iloc[0]
-    with pytest.raises(llm4cell.BackendError, match="not available"):
-        llm4cell.get_annotator("openai:gpt-4o")
+    assert {"openai:MODEL", "anthropic:MODEL", "llamacpp:PATH.gguf"} <= set(table["name"])
+    with pytest.raises(llm4cell.BackendError, match="unknown backend 'gemini:x'"):
+        llm4cell.get_annotator("gemini:x")

@@ -9,6 +9,7 @@ errors, timeouts, lost connections: worth retrying) and :class:`PermanentError`
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import threading
@@ -318,6 +319,9 @@ class AnthropicClient:
         if http_client is not None:
             kwargs["http_client"] = http_client
         self._client = anthropic.Anthropic(**kwargs)
+        # Recent SDKs dropped sampling parameters (the API sets them per model).
+        self._sampling = "temperature" in inspect.signature(
+            self._client.messages.create).parameters
 
     def _secret(self, text: str) -> str:
         return redact(text, (self._key,))
@@ -346,8 +350,9 @@ class AnthropicClient:
         messages = [{"role": r, "content": c} for r, c in request.messages if r != "system"]
         kwargs: dict[str, Any] = {
             "model": self.model, "max_tokens": request.max_tokens, "messages": messages,
-            "temperature": request.temperature,
         }
+        if self._sampling:
+            kwargs["temperature"] = request.temperature
         if system:
             kwargs["system"] = system
         if request.schema is not None:
