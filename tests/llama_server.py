@@ -108,8 +108,10 @@ class LlamaServer:
                 self.proc.wait()
         self.proc = None
 
-    def completions_served(self) -> int:
-        """Chat completion requests in the server's access log so far."""
+    def completions_served(self, status: str = "") -> int:
+        """Chat completion requests in the server's access log so far (any status, or
+        only those answered with ``status``, e.g. ``"200"``)."""
         if not self.log.exists():
             return 0
-        return self.log.read_text(errors="replace").count("POST /v1/chat/completions")
+        needle = f'"POST /v1/chat/completions HTTP/1.1" {status}'
+        return self.log.read_text(errors="replace").count(needle)

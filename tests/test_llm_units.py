@@ -8,6 +8,7 @@ import http.server
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -242,8 +243,8 @@ def test_price_table_longest_prefix_and_override(tmp_path):
 class _Script(http.server.BaseHTTPRequestHandler):
     """Answers from a script: a list of (status, body) per chat request, then the last."""
 
-    script: list[tuple[int, object]] = []
-    seen: list[dict] = []
+    script: ClassVar[list[tuple[int, object]]] = []
+    seen: ClassVar[list[dict]] = []
 
     def log_message(self, *args: object) -> None:
         pass

@@ -26,8 +26,8 @@ from .._errors import BackendError
 from .._matcher import get_matcher
 from .._records import Annotation, Candidate, MarkerQuery
 from ..knowledge import UNKNOWN
-from ._answers import ClusterAnswer, answer_schema, parse_answers
-from ._clients import ChatClient, ChatRequest, make_client
+from ._answers import ClusterAnswer, ParsedAnswers, answer_schema, parse_answers
+from ._clients import ChatClient, ChatRequest, Completion, make_client
 from ._options import LLMOptions, ParsedSpec, redact
 from ._prompts import (
     SYSTEM,
@@ -100,7 +100,7 @@ class LLMAnnotator:
     # ------------------------------------------------------------------ requests
 
     def _request(self, messages: list[tuple[str, str]], ids: Sequence[str] | None,
-                 max_tokens: int) -> str:
+                 max_tokens: int) -> Completion:
         schema = None
         if ids is not None:
             # Length bounds keep grammar-constrained local models from rambling; OpenAI's
@@ -112,7 +112,7 @@ class LLMAnnotator:
             messages=tuple(messages), max_tokens=max_tokens,
             temperature=self.options.temperature, seed=self.options.seed, schema=schema,
         )
-        return self.runner.complete(request).text
+        return self.runner.complete(request)
 
     def _conversation(self, blocks: list[str], ids: list[str], hybrid: bool
                       ) -> tuple[list[tuple[str, str]], str]:
@@ -120,7 +120,7 @@ class LLMAnnotator:
         k = len(ids)
         if self.options.strategy == "cot":
             first = [("system", SYSTEM), ("user", reasoning_prompt(blocks, hybrid=hybrid))]
-            thought = self._request(first, None, 3 * self.options.max_tokens * k)
+            thought = self._request(first, None, 3 * self.options.max_tokens * k).text
             return [*first, ("assistant", thought), ("user", summary_prompt(ids))], thought
         return [("system", SYSTEM), ("user", task_prompt(blocks, ids, hybrid=hybrid))], ""
 
@@ -136,8 +136,8 @@ class LLMAnnotator:
         messages, thought = self._conversation(self._blocks(batch, knowledge), ids,
                                                knowledge is not None)
         max_tokens = self.options.max_tokens * len(ids)
-        text = self._request(messages, ids, max_tokens)
-        parsed = parse_answers(text, ids)
+        done = self._request(messages, ids, max_tokens)
+        parsed = self._parse(done, ids)
         out = {i: self._to_annotation(q, parsed.answers[i], thought)
                for q in batch if (i := q.id) in parsed.answers}
         if parsed.extra_ids:
@@ -156,19 +156,30 @@ class LLMAnnotator:
                 self._count("invalid")
                 out[q.id] = Annotation(
                     id=q.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
-                    evidence=(f"{self.name}: no valid answer after {attempt + 1} attempt(s) "
-                              f"({problem}); answer began {text[:120]!r}"),
+                    evidence=(f"{self.name} ({self.options.strategy}): no valid answer after "
+                              f"{attempt + 1} attempt(s) ({problem}); answer began "
+                              f"{done.text[:120]!r}"),
                     backend=self.name,
                 )
                 break
             attempt += 1
             self._count("repairs")
-            messages = [*messages, ("assistant", text), ("user", repair_prompt(problem, ids))]
-            text = self._request(messages, ids, max_tokens)
-            parsed = parse_answers(text, ids)
+            messages = [*messages, ("assistant", done.text),
+                        ("user", repair_prompt(problem, ids))]
+            done = self._request(messages, ids, max_tokens)
+            parsed = self._parse(done, ids)
             if q.id in parsed.answers:
                 out[q.id] = self._to_annotation(q, parsed.answers[q.id], thought)
         return out
+
+    def _parse(self, done: Completion, ids: list[str]) -> ParsedAnswers:
+        """Parse a structured answer; one cut off at the token limit says so."""
+        parsed = parse_answers(done.text, ids)
+        if done.finish_reason == "length" and parsed.problems:
+            why = (f"the answer was cut off at the token limit ({self.options.max_tokens} "
+                   "per cluster); raise --max-tokens")
+            parsed.problems = dict.fromkeys(parsed.problems, why)
+        return parsed
 
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
@@ -253,8 +264,8 @@ class LLMAnnotator:
             answers = run_parallel(one, batches, self.runner.concurrency())
         except BackendError as e:
             s = self.runner.stats
-            msg = (f"{self.name}: {e}; {s.requests - s.failures} request(s) answered before "
-                   "this are cached: re-run the same command to resume")
+            msg = (f"{self.name}: {e}; the {s.answered} answer(s) received before this are "
+                   "cached: re-run the same command to resume")
             raise BackendError(redact(msg)) from None
         merged: dict[str, Annotation] = {}
         for part in answers:
@@ -270,8 +281,8 @@ class LLMAnnotator:
             shown = (f"{mine.label} ({mine.ontology_id})" if mine.ontology_id else "unknown")
             prompt = discussion_prompt(q, PROMPT_GENES, shown, others[q.id])
             messages = [("system", SYSTEM), ("user", prompt)]
-            text = self._request(messages, [q.id], self.options.max_tokens)
-            parsed = parse_answers(text, [q.id])
+            parsed = self._parse(self._request(messages, [q.id], self.options.max_tokens),
+                                 [q.id])
             if q.id in parsed.answers:
                 return self._to_annotation(q, parsed.answers[q.id], "")
             self._count("invalid_discussion")

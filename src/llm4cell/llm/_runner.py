@@ -37,11 +37,13 @@ R = TypeVar("R")
 class RunStats:
     """What a runner did (for provenance and benchmarks).
 
-    ``requests`` counts requests sent (retries included), ``cache_hits`` requests answered
-    by the cache; tokens are those of the sent requests (``cached_*``: of the cache hits).
+    ``requests`` counts requests sent (retries included), ``answered`` those that got a
+    response, ``cache_hits`` requests answered by the cache; tokens are those of the sent
+    requests (``cached_*``: of the cache hits).
     """
 
     requests: int = 0
+    answered: int = 0
     cache_hits: int = 0
     retries: int = 0
     failures: int = 0
@@ -198,6 +200,7 @@ class RequestRunner:
                     self._in_flight -= 1
             break
         with self._lock:
+            self.stats.answered += 1
             self.stats.prompt_tokens += result.prompt_tokens
             self.stats.completion_tokens += result.completion_tokens
         if self.cache is not None:
