@@ -454,3 +454,46 @@ def test_prices_file_flag_path(tmp_path: Path):
     f = tmp_path / "prices.json"
     f.write_text(json.dumps({"m": [1.0, 2.0]}))
     assert load_prices(f) == {"m": (1.0, 2.0)}
+
+
+def test_concurrent_requests_learn_the_json_mode_once(script_server):
+    """Stand-in server that, like llama-cpp-python's, answers 500 to OpenAI's json_schema
+    form: four requests in flight at once must move to json_object together, not past it
+    (a race that once sent requests with no schema at all)."""
+    handler, url = script_server
+
+    def reply(body: dict) -> str:
+        fmt = body.get("response_format") or {}
+        assert fmt.get("type") == "json_object", "a request lost its schema"
+        ids = fmt["schema"]["properties"]["answers"]["required"]
+        return json.dumps({"answers": {i: ITEM for i in ids}})
+
+    class Rejecting(handler):  # type: ignore[misc, valid-type]
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            body = json.loads(self.rfile.read(length))
+            if (body.get("response_format") or {}).get("type") == "json_schema":
+                self._send(500, {"error": {"message": "1 validation error: response_format."
+                                                      "type: Input should be 'text' or "
+                                                      "'json_object'"}})
+                return
+            type(self).seen.append(body)
+            content = reply(body)
+            self._send(200, {
+                "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Rejecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        opts = LLMOptions(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                          batch_size=1, concurrency=4)
+        table = llm4cell.annotate_markers(_markers(list("abcdefgh")), backend="openai:m",
+                                          backend_options=opts)
+    finally:
+        server.shutdown()
+    assert (table["label"] == "B cell").all()
+    assert table.attrs["provenance"]["json_mode"] == "json_object"
+    assert len(Rejecting.seen) == 8

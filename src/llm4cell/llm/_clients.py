@@ -202,6 +202,10 @@ class OpenAIClient:
                    "name one of those")
             raise BackendError(msg)
 
+    def _state(self) -> tuple[str, ...]:
+        a = self._adapt
+        return (a.mode, a.max_tokens_key, str(a.send_temperature), str(a.send_seed))
+
     def _kwargs(self, request: ChatRequest, timeout: float) -> dict[str, Any]:
         a = self._adapt
         kwargs: dict[str, Any] = {
@@ -223,11 +227,17 @@ class OpenAIClient:
                 kwargs["response_format"] = {"type": "json_object", "schema": request.schema}
         return kwargs
 
-    def _adapt_to(self, message: str, request: ChatRequest) -> bool:
-        """Learn from a 400/422 what the server rejects; True when there is a change."""
+    def _adapt_to(self, message: str, request: ChatRequest, sent: tuple[str, ...]) -> bool:
+        """Learn from a 400/422 what the server rejects; True when there is a change.
+
+        ``sent`` is the adaptation state the failed request was built with: when another
+        thread has changed it since, the request is simply sent again.
+        """
         m = message.lower()
         a = self._adapt
         with a.lock:
+            if self._state() != sent:
+                return True
             if request.schema is not None and a.mode != "none" and not self._fixed_mode and (
                 "response_format" in m or "json_schema" in m
             ):
@@ -248,8 +258,11 @@ class OpenAIClient:
         """Send one chat completion request."""
         o = self._openai
         for _ in range(6):  # at most one change per adaptation
+            with self._adapt.lock:
+                sent = self._state()
+                kwargs = self._kwargs(request, timeout)
             try:
-                r = self._client.chat.completions.create(**self._kwargs(request, timeout))
+                r = self._client.chat.completions.create(**kwargs)
             except o.APITimeoutError:
                 msg = f"the request timed out after {timeout:g} s"
                 raise TransientError(msg) from None
@@ -267,7 +280,7 @@ class OpenAIClient:
                 status = e.status_code
                 # Servers reject unsupported parameters with 400 or 422; llama-cpp-python's
                 # server answers 500 with the validation error. Learn and resend at once.
-                if status in (400, 422, 500) and self._adapt_to(str(e), request):
+                if status in (400, 422, 500) and self._adapt_to(str(e), request, sent):
                     continue
                 text = f"HTTP {status} from {self.endpoint}: {self._secret(_first_line(e))}"
                 if status in (408, 429) or status >= 500:
@@ -428,7 +441,15 @@ class LlamaCppClient:
         self._options = options
         self._llm: Any = None
         self._lock = threading.Lock()
-        self.endpoint = "local"
+
+    @property
+    def endpoint(self) -> str:
+        """The file's name and size (identifies the model in the cache without hashing
+        gigabytes)."""
+        try:
+            return f"{self.path.name}:{self.path.stat().st_size}"
+        except OSError:
+            return f"{self.path.name}:missing"
 
     def check(self) -> None:
         """The file exists, is a GGUF file and loads."""
@@ -438,7 +459,6 @@ class LlamaCppClient:
         if not self.path.is_file():
             msg = f"llamacpp: model file {str(self.path)!r} not found; check the path"
             raise BackendError(msg)
-        self.endpoint = f"{self.path.name}:{self.path.stat().st_size}"
         self._load()
 
     def _load(self) -> Any:
