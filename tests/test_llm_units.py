@@ -460,7 +460,7 @@ def test_concurrent_requests_learn_the_json_mode_once(script_server):
     """Stand-in server that, like llama-cpp-python's, answers 500 to OpenAI's json_schema
     form: four requests in flight at once must move to json_object together, not past it
     (a race that once sent requests with no schema at all)."""
-    handler, url = script_server
+    handler, _ = script_server
 
     def reply(body: dict) -> str:
         fmt = body.get("response_format") or {}
