@@ -13,6 +13,7 @@ from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
 from ._markers import annotate_markers
 from ._records import Annotation, Candidate, MarkerQuery
 from .knowledge import KnowledgeBase, load_knowledge
+from .llm._options import LLMOptions
 from .ontology import CellOntology, OntologyMatch, load_ontology, match_label
 
 try:
@@ -32,6 +33,7 @@ __all__ = [
     "InputError",
     "KnowledgeBase",
     "KnowledgeBaseError",
+    "LLMOptions",
     "Llm4cellError",
     "MarkerQuery",
     "OntologyMatch",
