@@ -497,3 +497,34 @@ def test_concurrent_requests_learn_the_json_mode_once(script_server):
     assert (table["label"] == "B cell").all()
     assert table.attrs["provenance"]["json_mode"] == "json_object"
     assert len(Rejecting.seen) == 8
+
+
+def test_consensus_of_offline_members_through_annotate(pbmc, tmp_path):
+    """consensus: works end to end without any server (two knowledge members agree)."""
+    import anndata as ad
+
+    llm4cell.annotate(pbmc, groupby="bulk_labels", tissue="blood",
+                      backend="consensus:knowledge,knowledge")
+    groups = pbmc.uns["llm4cell"]["groups"]
+    known = (groups["label"] != "unknown")
+    assert (groups.loc[known, "consensus_proportion"] == 1.0).all()
+    assert (groups["consensus_entropy"] == 0.0).all()
+    assert not groups["discussed"].any()
+    members = pbmc.uns["llm4cell"]["annotator"]["members"]
+    assert set(members) == {"knowledge", "knowledge#2"}
+    path = tmp_path / "out.h5ad"
+    pbmc.write_h5ad(path)
+    back = ad.read_h5ad(path).uns["llm4cell"]["groups"]
+    assert list(back["consensus_proportion"]) == list(groups["consensus_proportion"])
+
+
+def test_details_columns_fill_typed_gaps():
+    from llm4cell._records import Annotation, details_columns
+
+    a = Annotation(id="a", label="B cell", ontology_id="CL:0000236", confidence=0.5,
+                   details={"asked": True, "p": 0.5, "note": "x"})
+    b = Annotation(id="b", label="unknown", ontology_id=None, confidence=0.0)
+    cols = details_columns([a, b])
+    assert cols["asked"] == [True, False]
+    assert cols["p"][0] == 0.5 and cols["p"][1] != cols["p"][1]  # NaN
+    assert cols["note"] == ["x", ""]

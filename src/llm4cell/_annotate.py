@@ -18,7 +18,7 @@ from ._annotators import Annotator, check_answers, get_annotator
 from ._errors import InputError
 from ._preprocess import Expression, cluster, prepare_expression, rank_markers
 from ._progress import Stages
-from ._records import Annotation, MarkerQuery, Species
+from ._records import Annotation, MarkerQuery, Species, details_columns
 from .knowledge import UNKNOWN, load_knowledge
 
 if TYPE_CHECKING:
@@ -107,9 +107,11 @@ class AnnotationResult:
                 "candidate_3": cands[1],
                 "candidate_4": cands[2],
                 "evidence": a.evidence,
-                **a.details,
             })
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        for col, values in details_columns(list(self.annotations.values())).items():
+            table[col] = values
+        return table
 
     def cell_table(self) -> pd.DataFrame:
         """Per-cell label, ontology ID and confidence (index: ``obs_names``)."""

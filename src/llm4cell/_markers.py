@@ -33,7 +33,7 @@ import pandas as pd
 from ._annotators import Annotator, check_answers, get_annotator
 from ._errors import InputError
 from ._io import read_table
-from ._records import Annotation, MarkerQuery
+from ._records import Annotation, MarkerQuery, details_columns
 
 if TYPE_CHECKING:
     from .llm import LLMOptions
@@ -232,6 +232,7 @@ def annotate_markers(
     asked = [q for q in queries if q.genes]
     answers = check_answers(asked, annotator.annotate(asked)) if asked else {}
     rows = []
+    given = []
     for q in queries:
         a = answers.get(q.id) or Annotation(
             id=q.id, label="unknown", ontology_id=None, confidence=0.0,
@@ -249,8 +250,10 @@ def annotate_markers(
             "tissue": q.tissue or "",
             "species": q.species,
             "backend": a.backend,
-            **a.details,
         })
+        given.append(a)
     table = pd.DataFrame(rows)
+    for col, values in details_columns(given).items():
+        table[col] = values
     table.attrs["provenance"] = annotator.provenance()
     return table

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Annotation", "Candidate", "MarkerQuery", "Species"]
+__all__ = ["Annotation", "Candidate", "MarkerQuery", "Species", "details_columns"]
 
 Species = Literal["human", "mouse"]
 
@@ -87,3 +87,25 @@ class Annotation(_Frozen):
     evidence: str = ""
     backend: str = "knowledge"
     details: dict[str, float | int | bool | str] = Field(default_factory=dict)
+
+
+def details_columns(annotations: list[Annotation]) -> dict[str, list[object]]:
+    """The ``details`` of many annotations as aligned columns (first-seen key order).
+
+    Where an annotation lacks a key the column holds a typed gap: False for flags, NaN
+    for numbers, "" for text, so that tables stay writable to h5ad and CSV.
+    """
+    keys: dict[str, None] = {}
+    for a in annotations:
+        keys.update(dict.fromkeys(a.details))
+    out: dict[str, list[object]] = {}
+    for k in keys:
+        present = [a.details[k] for a in annotations if k in a.details]
+        if all(isinstance(v, bool) for v in present):
+            gap: object = False
+        elif all(isinstance(v, (int, float)) for v in present):
+            gap = float("nan")
+        else:
+            gap = ""
+        out[k] = [a.details.get(k, gap) for a in annotations]
+    return out
