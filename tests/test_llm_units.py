@@ -528,3 +528,29 @@ def test_details_columns_fill_typed_gaps():
     assert cols["asked"] == [True, False]
     assert cols["p"][0] == 0.5 and cols["p"][1] != cols["p"][1]  # NaN
     assert cols["note"] == ["x", ""]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--backend", "openai:m", "--batch-size", "0"], "--batch-size"),
+    (["--backend", "openai:m", "--prices", "missing.json"], "cannot read the price table"),
+    (["--backend", "openai:m?api_key=sk-secret-abcdef"], "must not hold a key"),
+    (["--backend", "consensus:knowledge"], "at least two"),
+])
+def test_bad_llm_flags_are_one_line_exit_2(tmp_path, flags, message):
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    path = tmp_path / "m.csv"
+    _markers(["a"]).to_csv(path, index=False)
+    out = tmp_path / "p.csv"
+    r = subprocess.run([sys.executable, "-m", "llm4cell", "markers", str(path), "-o", str(out),
+                        *flags], capture_output=True, text=True, env=cli_env(), timeout=120,
+                       cwd=tmp_path)
+    assert r.returncode == 2
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0]
+    assert "sk-secret" not in r.stderr
+    assert not out.exists()

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._errors import Llm4cellError
+from .llm._options import LLMOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -89,11 +90,18 @@ PricesOpt = Annotated[Path | None, typer.Option(
     rich_help_panel=_LLM)]
 
 
+#: The LLM flags shared by ``annotate`` and ``markers`` (typer needs them in each
+#: signature; their defaults come from LLMOptions so the two cannot drift).
+_LLM_FLAGS = ("base_url", "api_key_env", "api_key", "strategy", "batch_size", "concurrency",
+              "timeout", "retries", "max_tokens", "json_mode", "cache", "no_cache",
+              "llm_when", "uncertain_below", "no_discuss", "prices")
+_DEFAULT = {k: f.default for k, f in LLMOptions.model_fields.items()}
+
+
 def _llm_options(backend: str, **kw: object) -> object:
     """LLMOptions from the CLI flags (None for the knowledge backend)."""
     if backend.strip().lower() == "knowledge":
         return None
-    from .llm import LLMOptions
     from .llm._runner import load_prices
 
     prices = kw.pop("prices")
@@ -196,30 +204,24 @@ def annotate(
     api_key_env: ApiKeyEnvOpt = None,
     api_key: ApiKeyOpt = None,
     strategy: StrategyOpt = StrategyChoice.zero_shot,
-    batch_size: BatchOpt = 5,
-    concurrency: ConcurrencyOpt = 4,
-    timeout: TimeoutOpt = 120.0,
-    retries: RetriesOpt = 4,
-    max_tokens: MaxTokensOpt = 256,
+    batch_size: BatchOpt = _DEFAULT["batch_size"],
+    concurrency: ConcurrencyOpt = _DEFAULT["concurrency"],
+    timeout: TimeoutOpt = _DEFAULT["timeout"],
+    retries: RetriesOpt = _DEFAULT["retries"],
+    max_tokens: MaxTokensOpt = _DEFAULT["max_tokens"],
     json_mode: JsonModeOpt = JsonModeChoice.auto,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
     llm_when: WhenOpt = WhenChoice.always,
-    uncertain_below: BelowOpt = 0.5,
+    uncertain_below: BelowOpt = _DEFAULT["uncertain_below"],
     no_discuss: NoDiscussOpt = False,
     prices: PricesOpt = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
 ) -> None:
     """Annotate cell types of DATA with Cell Ontology labels, confidence and evidence."""
     try:
-        options = _llm_options(
-            backend, base_url=base_url, api_key_env=api_key_env, api_key=api_key,
-            strategy=strategy,
-            batch_size=batch_size, concurrency=concurrency, timeout=timeout, retries=retries,
-            max_tokens=max_tokens, json_mode=json_mode, cache=cache, no_cache=no_cache,
-            llm_when=llm_when, uncertain_below=uncertain_below, no_discuss=no_discuss,
-            prices=prices,
-        )
+        options = _llm_options(backend, **{k: v for k, v in locals().items()
+                                           if k in _LLM_FLAGS})
         _annotate(
             data, output, tissue=tissue, species=species.value, groupby=groupby,
             backend=backend, backend_options=options, report=report, csv=csv,
@@ -321,16 +323,16 @@ def markers_cmd(
     api_key_env: ApiKeyEnvOpt = None,
     api_key: ApiKeyOpt = None,
     strategy: StrategyOpt = StrategyChoice.zero_shot,
-    batch_size: BatchOpt = 5,
-    concurrency: ConcurrencyOpt = 4,
-    timeout: TimeoutOpt = 120.0,
-    retries: RetriesOpt = 4,
-    max_tokens: MaxTokensOpt = 256,
+    batch_size: BatchOpt = _DEFAULT["batch_size"],
+    concurrency: ConcurrencyOpt = _DEFAULT["concurrency"],
+    timeout: TimeoutOpt = _DEFAULT["timeout"],
+    retries: RetriesOpt = _DEFAULT["retries"],
+    max_tokens: MaxTokensOpt = _DEFAULT["max_tokens"],
     json_mode: JsonModeOpt = JsonModeChoice.auto,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
     llm_when: WhenOpt = WhenChoice.always,
-    uncertain_below: BelowOpt = 0.5,
+    uncertain_below: BelowOpt = _DEFAULT["uncertain_below"],
     no_discuss: NoDiscussOpt = False,
     prices: PricesOpt = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
@@ -343,14 +345,8 @@ def markers_cmd(
         from ._markers import annotate_markers
 
         check_output_path(output, markers)
-        options = _llm_options(
-            backend, base_url=base_url, api_key_env=api_key_env, api_key=api_key,
-            strategy=strategy,
-            batch_size=batch_size, concurrency=concurrency, timeout=timeout, retries=retries,
-            max_tokens=max_tokens, json_mode=json_mode, cache=cache, no_cache=no_cache,
-            llm_when=llm_when, uncertain_below=uncertain_below, no_discuss=no_discuss,
-            prices=prices,
-        )
+        options = _llm_options(backend, **{k: v for k, v in locals().items()
+                                           if k in _LLM_FLAGS})
         with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task(f"Annotating {markers.name} ({backend})", total=None)
