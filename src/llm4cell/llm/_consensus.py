@@ -112,7 +112,18 @@ class ConsensusAnnotator:
         self.member_names = names
         self.name = options.name or "consensus:" + ",".join(names)
         self.n_discussed = 0
-        self.progress = None
+
+    @property
+    def progress(self) -> object:
+        """Progress callback, handed to every member that reports progress."""
+        return next((getattr(a, "progress", None) for a in self.members
+                     if getattr(a, "progress", None) is not None), None)
+
+    @progress.setter
+    def progress(self, value: object) -> None:
+        for a in self.members:
+            if hasattr(a, "progress"):
+                a.progress = value  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"ConsensusAnnotator({self.member_names})"
