@@ -161,8 +161,6 @@ def get_annotator(
     from .llm._options import LLMOptions, parse_spec
 
     parsed = parse_spec(spec)
-    if parsed.kind == "knowledge":
-        return KnowledgeAnnotator()
     if options is None:
         opts = LLMOptions()
     elif isinstance(options, LLMOptions):
