@@ -472,6 +472,12 @@ def _print_scores(result: object) -> None:
     )
 
 
+# The arena's commands reuse the option types above, so they register last.
+from ._cli_arena import puzzles_app  # noqa: E402
+
+app.add_typer(puzzles_app, name="puzzles")
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="llm4cell")

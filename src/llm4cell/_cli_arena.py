@@ -1,0 +1,234 @@
+"""The arena's commands: ``llm4cell puzzles build|solve|score`` and ``llm4cell bench``.
+
+Registered on the main app by :mod:`llm4cell.cli` (which this module imports from).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from ._errors import InputError, Llm4cellError
+from .cli import (
+    _DEFAULT,
+    ApiKeyEnvOpt,
+    ApiKeyOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    ConcurrencyOpt,
+    JsonModeChoice,
+    JsonModeOpt,
+    NoCacheOpt,
+    PricesOpt,
+    RetriesOpt,
+    SpeciesChoice,
+    TimeoutOpt,
+    _fail,
+    _llm_options,
+    _usage_line,
+    err,
+    out,
+)
+
+puzzles_app = typer.Typer(
+    no_args_is_help=True,
+    help="CellPuzzles (Cell-o1's batch-level task): build puzzles from labelled data, "
+         "solve them with any backend, score the answers.",
+)
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+
+
+def _bar() -> Progress:
+    return Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True)
+
+
+@puzzles_app.command("build")
+def build_cmd(
+    data: Annotated[Path, typer.Argument(help="Labelled .h5ad (or 10x) file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Puzzles JSONL to write.")],
+    label_col: Annotated[str, typer.Option(help="obs column with the true cell types.")],
+    donor_col: Annotated[str | None, typer.Option(
+        help="obs column with donors (default: all cells are one donor).")] = None,
+    batch_col: Annotated[str | None, typer.Option(
+        help="obs column with batches, grouped within donors.")] = None,
+    context_cols: Annotated[list[str] | None, typer.Option(
+        help="obs column(s) for the context sentence (repeatable or comma-separated), "
+             "e.g. sex, development_stage, disease.")] = None,
+    label_id_col: Annotated[str | None, typer.Option(
+        help="obs column with the labels' CL IDs (default: LABEL_COL_ontology_term_id "
+             "when present).")] = None,
+    n_min: Annotated[int, typer.Option(help="Smallest puzzle (cells = candidates).")] = 8,
+    n_max: Annotated[int, typer.Option(help="Largest puzzle.")] = 15,
+    top_genes: Annotated[int, typer.Option(help="Top expressed genes per cell.")] = 50,
+    per_n: Annotated[int, typer.Option(help="Puzzles per size N.")] = 40,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    tissue: Annotated[str | None, typer.Option(help="Tissue, written into each puzzle.")] = None,
+    species: Annotated[SpeciesChoice, typer.Option(help="Species of the gene symbols.")
+                       ] = SpeciesChoice.human,
+    layer: Annotated[str | None, typer.Option(help="Layer to take expression from.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Draw puzzles of N cells of N distinct types per donor from a labelled dataset."""
+    try:
+        from ._io import check_output_path, read_data
+        from .puzzles import build_puzzles, write_puzzles
+
+        check_output_path(output, data)
+        cols = [c.strip() for v in (context_cols or []) for c in v.split(",") if c.strip()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            with err.status(f"Reading {data}"):
+                adata = read_data(data)
+            with err.status("Drawing puzzles"):
+                puzzles = build_puzzles(
+                    adata, label_col=label_col, donor_col=donor_col, batch_col=batch_col,
+                    context_cols=cols, label_id_col=label_id_col, n_min=n_min, n_max=n_max,
+                    top_genes=top_genes, per_n=per_n, seed=seed, tissue=tissue,
+                    species=species.value, layer=layer, source=data.name,
+                )
+        write_puzzles(puzzles, output)
+    except Llm4cellError as e:
+        _fail(e, debug)
+        return
+    by_n: dict[int, int] = {}
+    for p in puzzles:
+        by_n[p.n] = by_n.get(p.n, 0) + 1
+    groups = len({(p.donor, p.batch) for p in puzzles})
+    sizes = ", ".join(f"N={n}: {k}" for n, k in sorted(by_n.items()))
+    err.print(f"{len(puzzles)} puzzles from {groups} donor group(s) ({sizes})")
+    unmapped = sorted({c for p in puzzles for c, i in p.candidate_ids.items() if i is None})
+    if unmapped:
+        err.print(f"labels without a Cell Ontology ID (exact match only): {unmapped}",
+                  highlight=False)
+    err.print(f"Wrote {output}")
+
+
+@puzzles_app.command("solve")
+def solve_cmd(
+    puzzles_path: Annotated[Path, typer.Argument(
+        metavar="PUZZLES", help="Puzzles: llm4cell JSONL, or Cell-o1 records (JSON/JSONL/"
+                                "Parquet with user_msg/question and assistant_msg/answer).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Answers JSONL to write.")],
+    backend: BackendOpt = "knowledge",
+    no_assignment: Annotated[bool, typer.Option(
+        "--no-assignment", help="knowledge: each cell's best candidate, without the "
+                                "one-to-one assignment (for comparison).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random backend.")] = 0,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    api_key: ApiKeyOpt = None,
+    concurrency: ConcurrencyOpt = _DEFAULT["concurrency"],
+    timeout: TimeoutOpt = _DEFAULT["timeout"],
+    retries: RetriesOpt = _DEFAULT["retries"],
+    max_tokens: Annotated[int, typer.Option(
+        help="Output tokens per cell (a puzzle of N cells may use N times as many).",
+        rich_help_panel="LLM backends")] = _DEFAULT["max_tokens"],
+    json_mode: JsonModeOpt = JsonModeChoice.auto,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    prices: PricesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Solve puzzles: knowledge (assignment), random, an LLM, hybrid: or consensus:."""
+    try:
+        from ._io import check_output_path
+        from ._puzzle_solvers import get_solver
+        from .puzzles import read_puzzles, write_answers
+
+        check_output_path(output, puzzles_path)
+        puzzles = read_puzzles(puzzles_path)
+        options = None
+        if backend.strip().lower() not in ("knowledge", "random"):
+            options = _llm_options(
+                backend, base_url=base_url, api_key_env=api_key_env, api_key=api_key,
+                concurrency=concurrency, timeout=timeout, retries=retries,
+                max_tokens=max_tokens, json_mode=json_mode, cache=cache, no_cache=no_cache,
+                no_discuss=False, prices=prices,
+            )
+        solver = get_solver(backend, options, assignment=not no_assignment, seed=seed)
+        with _bar() as bar:
+            task = bar.add_task(f"Solving {len(puzzles)} puzzles ({solver.name})",
+                                total=len(puzzles))
+
+            def tick(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            answers = solver.solve(puzzles, progress=tick)
+        write_answers(answers, output)
+    except Llm4cellError as e:
+        _fail(e, debug)
+        return
+    ok = sum(a.format_ok for a in answers)
+    unique = sum(a.unique for a in answers)
+    err.print(f"{len(answers)} puzzles solved by {solver.name}: {ok} well-formed, "
+              f"{unique} with unique labels", highlight=False)
+    usage = _usage_line(solver.provenance())
+    if usage:
+        err.print(usage, highlight=False)
+    if all(a.answer is not None for a in answers):
+        from .puzzles import score_puzzles
+
+        row = score_puzzles(answers).summary.iloc[0]
+        err.print(f"cell-level accuracy {row['cell_accuracy']:.3f}, batch-level accuracy "
+                  f"{row['batch_accuracy']:.3f} (llm4cell puzzles score {output})",
+                  highlight=False)
+    err.print(f"Wrote {output}")
+
+
+@puzzles_app.command("score")
+def score_cmd(
+    answers_path: Annotated[Path, typer.Argument(
+        metavar="ANSWERS", help="Answers JSONL written by `llm4cell puzzles solve`.")],
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the summary (overall and by N) as JSON.")] = None,
+    csv_out: Annotated[Path | None, typer.Option(
+        "--csv", help="Write the per-cell results as CSV.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Cell-level and batch-level accuracy, format compliance, uniqueness, by N."""
+    try:
+        from ._io import check_output_path, write_csv, write_text
+        from .puzzles import read_answers, score_puzzles
+
+        for path in (json_out, csv_out):
+            if path is not None:
+                check_output_path(path, answers_path)
+        if json_out is not None and csv_out is not None and json_out.resolve() == csv_out.resolve():
+            msg = "--json and --csv share one path; give different paths"
+            raise InputError(msg)
+        answers = read_answers(answers_path)
+        scores = score_puzzles(answers)
+        if json_out is not None:
+            write_text(scores.summary.reset_index().to_json(orient="records", indent=1),
+                       json_out)
+        if csv_out is not None:
+            write_csv(scores.per_cell, csv_out)
+    except Llm4cellError as e:
+        _fail(e, debug)
+        return
+    backends = sorted({a.backend for a in answers})
+    table = Table(title=f"llm4cell puzzles score ({', '.join(backends)})")
+    heads = {"n_puzzles": "puzzles", "cell_accuracy": "cell acc", "batch_accuracy": "batch acc",
+             "format_compliance": "format ok", "uniqueness": "unique",
+             "agreement": "CL agree", "full_match": "CL full"}
+    table.add_column("N")
+    for h in heads.values():
+        table.add_column(h, justify="right")
+    for key, row in scores.summary.iterrows():
+        table.add_row(str(key), *[str(int(row[c])) if c == "n_puzzles" else f"{row[c]:.3f}"
+                                  for c in heads])
+    Console(width=max(out.width, 110)).print(table)
+    err.print("cell acc: positions right; batch acc: puzzles fully right; a malformed answer "
+              "scores 0; CL agree: Cell Ontology agreement 1/0.5/0 per cell.", style="dim")
+    for path in (json_out, csv_out):
+        if path is not None:
+            err.print(f"Wrote {path}")
