@@ -232,3 +232,60 @@ def score_cmd(
     for path in (json_out, csv_out):
         if path is not None:
             err.print(f"Wrote {path}")
+
+
+def bench_cmd(
+    config: Annotated[Path, typer.Argument(
+        help="Bench config (.toml, or .yaml with PyYAML): [bench], [[annotators]], "
+             "[[datasets]]; see docs/arena.md.")],
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Output folder (default: [bench] output in the config).")
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run annotators x datasets, store every item, write leaderboard, plots and report.
+
+    A re-run skips the items already stored, so an interrupted bench resumes.
+    """
+    try:
+        from .bench import run_bench
+
+        with _bar() as bar:
+            task = bar.add_task("Loading datasets and checking backends", total=None)
+
+            def tick(label: str, done: int, total: int) -> None:
+                bar.update(task, description=label, completed=done, total=total)
+
+            result = run_bench(config, output=output, progress=tick)
+    except Llm4cellError as e:
+        _fail(e, debug)
+        return
+    except KeyboardInterrupt:
+        err.print("interrupted: the finished items are stored; re-run the same command to "
+                  "resume", highlight=False)
+        raise typer.Exit(code=130) from None
+    board = result.leaderboard
+    overall = board[board["dataset"] == "overall"]
+    table = Table(title="llm4cell bench: overall (macro mean over datasets)")
+    cols = {"agreement": "agree", "full_match": "full", "hierarchical_f1": "hF1",
+            "ece": "ECE", "batch_accuracy": "puzzle batch acc", "requests": "requests",
+            "tokens": "tokens", "cost_usd": "cost $"}
+    table.add_column("annotator")
+    for h in cols.values():
+        table.add_column(h, justify="right")
+    for _, r in overall.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if v != v:  # NaN
+                cells.append("–")
+            elif c in ("requests", "tokens"):
+                cells.append(f"{int(v):,}")
+            else:
+                cells.append(f"{float(v):.4f}" if c == "cost_usd" else f"{float(v):.3f}")
+        table.add_row(str(r["annotator"]), *cells)
+    Console(width=max(out.width, 120)).print(table)
+    err.print(f"{result.computed} units computed, {result.skipped} found done in the store",
+              highlight=False)
+    for name in ("leaderboard_md", "leaderboard_csv", "report", "items", "store"):
+        err.print(f"Wrote {result.outputs[name]}")

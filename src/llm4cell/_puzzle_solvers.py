@@ -109,13 +109,21 @@ class KnowledgeSolver:
         self._columns[tid] = got
         return got
 
+    def _term(self, p: Puzzle, label: str) -> str | None:
+        """A candidate's CL ID: the puzzle's ``candidate_ids`` entry, else the label matcher."""
+        if label.strip().casefold() in {k.strip().casefold() for k in p.candidate_ids}:
+            return p.candidate_id(label)
+        from ._matcher import get_matcher
+
+        return get_matcher().match(label, tissue=p.tissue).ontology_id
+
     def matrix(self, p: Puzzle) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]]]:
         """Scores (cells x candidates), log-probabilities, and matched genes per cell's best."""
         kb = self.kb
         n = p.n
         S = np.zeros((n, n))
         logp = np.zeros((n, n))
-        cols = [self._covers(p.candidate_id(c)) for c in p.candidates]
+        cols = [self._covers(self._term(p, c)) for c in p.candidates]
         matched: list[tuple[str, ...]] = []
         for i, cell in enumerate(p.cells):
             q = MarkerQuery(id=cell.id, genes=cell.genes, tissue=p.tissue,
@@ -166,7 +174,7 @@ class KnowledgeSolver:
         how = "one-to-one assignment maximising the summed log-probability" if \
             self.assignment else "each cell's best candidate"
         unmapped = [c for c in p.candidates
-                    if self._covers(p.candidate_id(c))[1] in ("unmapped", "no markers")]
+                    if self._covers(self._term(p, c))[1] in ("unmapped", "no markers")]
         reasoning = f"{how}: " + "; ".join(notes)
         if unmapped:
             reasoning += f". No markers for: {', '.join(unmapped)} (scored at chance)"
@@ -397,7 +405,7 @@ def get_solver(
         For unknown specs, bad options, or LLM backends that cannot answer.
     """
     from ._annotators import _build
-    from .llm._options import LLMOptions, parse_spec
+    from .llm._options import LLMOptions, parse_spec, split_members
 
     if not isinstance(spec, str) or not spec.strip():
         msg = f"backend must be a spec string such as 'knowledge', got {spec!r}"
@@ -415,12 +423,20 @@ def get_solver(
         except ValueError as e:
             msg = f"bad LLM options: {' '.join(str(e).split())[:300]}"
             raise BackendError(msg) from None
-    parsed = parse_spec(text)
+    kind, sep, body = text.partition(":")
+    if kind.strip().lower() == "consensus":
+        # parse_spec knows no 'random' (annotation has none): check the other members
+        # with 'knowledge' standing in for it, then build the members as given.
+        members_given = split_members(body)
+        parsed = parse_spec(text if len(members_given) < 2 else kind + sep + ",".join(
+            "knowledge" if m.lower() == "random" else m for m in members_given))
+    else:
+        parsed = parse_spec(text)
     if parsed.kind == "knowledge":
         return KnowledgeSolver(assignment=assignment)
     if parsed.kind == "consensus":
         members = [get_solver(m, opts.model_copy(update={"name": None}), seed=seed,
-                              check=check) for m in parsed.members]
+                              check=check) for m in members_given]
         return ConsensusSolver(members, name=opts.name)
     if parsed.kind == "hybrid":
         inner = _build(parse_spec(parsed.members[0]), opts.model_copy(update={"name": None}),

@@ -473,9 +473,10 @@ def _print_scores(result: object) -> None:
 
 
 # The arena's commands reuse the option types above, so they register last.
-from ._cli_arena import puzzles_app  # noqa: E402
+from ._cli_arena import bench_cmd, puzzles_app  # noqa: E402
 
 app.add_typer(puzzles_app, name="puzzles")
+app.command("bench")(bench_cmd)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -79,7 +80,10 @@ def load_prices(path: str | Path | None = None) -> dict[str, tuple[float, float]
             raise InputError(msg) from None
         try:
             if p.suffix.lower() == ".toml":
-                import tomllib
+                if sys.version_info >= (3, 11):
+                    import tomllib
+                else:  # pragma: no cover - Python 3.10
+                    import tomli as tomllib
 
                 raw = tomllib.loads(text)
             else:

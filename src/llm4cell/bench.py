@@ -1,0 +1,932 @@
+"""The arena: a grid of annotators by datasets, stored item by item, with a leaderboard.
+
+A bench config (TOML or YAML) names the annotators and the datasets::
+
+    [bench]
+    name = "example arena"
+    output = "arena_results"      # folder, relative to the config file
+    seed = 0
+
+    [[annotators]]
+    backend = "knowledge"
+
+    [[annotators]]
+    name = "qwen"                 # default: the backend spec (+ strategy)
+    backend = "openai:qwen2.5:7b"
+    strategies = ["zero-shot", "cot"]   # one annotator per strategy
+    options = { base_url = "http://127.0.0.1:8080/v1", max_tokens = 128 }
+
+    [[datasets]]
+    name = "gptcelltype"
+    kind = "markers"              # a marker table (id optional) with a truth column
+    path = "markers.csv"
+    truth_col = "manual_CLID"     # CL IDs or free text
+    mouse_when = { column = "dataset", values = ["MCA"] }
+    sample = 200                  # a seeded sample of rows (or limit = first rows)
+
+    [[datasets]]
+    name = "pbmc68k"
+    kind = "h5ad"                 # labelled cells
+    path = "scanpy:pbmc68k_reduced"   # or a file
+    label_col = "bulk_labels"
+    groupby = "louvain"           # clusters (default: the labels themselves)
+    level = "cell"                # cluster (majority label) or cell (every cell scored)
+    tissue = "blood"
+
+    [[datasets]]
+    name = "puzzles"
+    kind = "puzzles"              # llm4cell puzzles JSONL or Cell-o1 records
+    path = "puzzles.jsonl"
+
+Three baselines always run beside the annotators: ``random`` (a random type from the
+dataset's true types; for puzzles a random permutation), ``most-frequent`` (the most
+frequent true type; for puzzles that type in every position) and ``knowledge`` (added
+when the config does not list it).
+
+Every scored item becomes one row of an SQLite store (``results.sqlite`` in the output
+folder) keyed by a run key (a hash of the annotator's and the dataset's configuration)
+and the item id. Work goes in chunks, each committed as it finishes; a re-run skips
+stored items, so an interrupted bench resumes where it stopped (LLM responses are also
+in the response cache). When every run is complete the outputs are written: the item
+table (``items.csv``), the leaderboard (``leaderboard.md``, ``leaderboard.csv``), the
+plots (``agreement.png``, ``reliability.png``, ``puzzles_by_n.png``) and a
+self-contained ``report.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import sys
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ._errors import BackendError, InputError
+from ._records import Annotation, MarkerQuery
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["BenchConfig", "BenchResult", "load_config", "run_bench"]
+
+Progress = Callable[[str, int, int], None]
+_CL = re.compile(r"CL[:_]\d{7}")
+BASELINES = ("random", "most-frequent")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BenchSettings(_Strict):
+    """``[bench]``: name, output folder, seed, chunk size."""
+
+    name: str = "llm4cell bench"
+    output: str = "bench_results"
+    seed: int = 0
+    chunk_size: int = Field(default=20, ge=1)
+
+
+class AnnotatorConfig(_Strict):
+    """One ``[[annotators]]`` entry (expanded to one annotator per strategy)."""
+
+    name: str | None = None
+    backend: str
+    strategies: list[Literal["zero-shot", "cot"]] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_key(self) -> AnnotatorConfig:
+        if "api_key" in self.options:
+            msg = ("api_key may not be written in a config file; put the key in an "
+                   "environment variable and name it with api_key_env")
+            raise ValueError(msg)
+        return self
+
+
+class DatasetConfig(_Strict):
+    """One ``[[datasets]]`` entry."""
+
+    name: str
+    kind: Literal["markers", "h5ad", "puzzles"]
+    path: str
+    # markers
+    truth_col: str | None = None
+    id_col: str | None = None
+    tissue: str | None = None
+    species: Literal["human", "mouse"] = "human"
+    mouse_when: dict[str, Any] | None = None
+    n_markers: int = Field(default=50, ge=1)
+    # h5ad
+    label_col: str | None = None
+    label_id_col: str | None = None
+    groupby: str | None = None
+    level: Literal["cluster", "cell"] = "cluster"
+    resolution: float = 1.0
+    layer: str | None = None
+    # any
+    limit: int | None = Field(default=None, ge=1)
+    sample: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _needs(self) -> DatasetConfig:
+        if self.kind == "markers" and not self.truth_col:
+            msg = "a markers dataset needs truth_col (the column of true types)"
+            raise ValueError(msg)
+        if self.kind == "h5ad" and not self.label_col:
+            msg = "an h5ad dataset needs label_col (the obs column of true types)"
+            raise ValueError(msg)
+        if self.name.strip().lower() == "overall":
+            msg = "'overall' names the total; call the dataset something else"
+            raise ValueError(msg)
+        return self
+
+
+class BenchConfig(_Strict):
+    """A whole bench configuration (see the module docstring)."""
+
+    bench: BenchSettings = Field(default_factory=BenchSettings)
+    annotators: list[AnnotatorConfig] = Field(default_factory=list)
+    datasets: list[DatasetConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> BenchConfig:
+        names = [d.name for d in self.datasets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            msg = f"dataset names must be unique, repeated: {dup}"
+            raise ValueError(msg)
+        return self
+
+
+def load_config(path: str | os.PathLike[str]) -> tuple[BenchConfig, str]:
+    """Read and validate a bench config (TOML, or YAML with PyYAML installed).
+
+    Returns
+    -------
+    The config and its text.
+
+    Raises
+    ------
+    InputError
+        For missing files, syntax errors and invalid entries (the message names them).
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"cannot read {str(p)!r}: no such file; check the path"
+        raise InputError(msg)
+    text = p.read_text(encoding="utf-8")
+    if not text.strip():
+        msg = f"the config {str(p)!r} is empty; see `llm4cell bench --help` for an example"
+        raise InputError(msg)
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                msg = "reading a YAML config needs PyYAML: pip install pyyaml, or use TOML"
+                raise InputError(msg) from None
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            msg = f"the config {str(p)!r} must end in .toml, .yaml or .yml"
+            raise InputError(msg)
+    except (tomllib.TOMLDecodeError, ValueError) as e:
+        if isinstance(e, InputError):
+            raise
+        msg = f"cannot parse {str(p)!r}: {' '.join(str(e).split())}"
+        raise InputError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"the config {str(p)!r} must be a table of [bench], [[annotators]], [[datasets]]"
+        raise InputError(msg)
+    try:
+        return BenchConfig.model_validate(data), text
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ()))
+        what = str(err.get("msg", "")).removeprefix("Value error, ")
+        msg = f"{p.name}: {where}: {what}" if where else f"{p.name}: {what}"
+        raise InputError(msg) from None
+
+
+# ----------------------------------------------------------------------- datasets
+
+
+@dataclass
+class _Truth:
+    item_id: str
+    text: str
+    ids: list[str]
+    weight: float = 1.0
+
+
+@dataclass
+class _Unit:
+    """What one annotator call answers: a cluster query or a puzzle, with its truths."""
+
+    id: str
+    query: MarkerQuery | None = None
+    puzzle: Any = None
+    truths: list[_Truth] = field(default_factory=list)
+
+
+@dataclass
+class _Dataset:
+    config: DatasetConfig
+    units: list[_Unit]
+    vocabulary: list[tuple[str, str | None, float]]  # (label, CL ID, weight)
+
+    @property
+    def kind(self) -> str:
+        if self.config.kind == "h5ad":
+            return f"h5ad-{self.config.level}"
+        return self.config.kind
+
+
+def _resolve_path(raw: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(raw))
+    return p if p.is_absolute() else (base / p)
+
+
+def _truth_ids(value: object, tissue: str | None) -> list[str]:
+    """CL IDs in a truth cell (several allowed), else the matcher's term for the text."""
+    from ._matcher import get_matcher
+    from .ontology import load_ontology
+
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    text = str(value).strip()
+    if not text or text.lower() in ("na", "nan", "none"):
+        return []
+    onto = load_ontology()
+    found = [onto.resolve(m.replace("_", ":")) for m in _CL.findall(text)]
+    ids = [t for t in found if t]
+    if ids or _CL.search(text):
+        return list(dict.fromkeys(ids))
+    got = get_matcher().match(text, tissue=tissue).ontology_id
+    return [got] if got else []
+
+
+def _subset(df: pd.DataFrame, cfg: DatasetConfig, seed: int) -> pd.DataFrame:
+    if cfg.sample is not None and cfg.sample < len(df):
+        df = df.sample(n=cfg.sample, random_state=seed).sort_index()
+    if cfg.limit is not None:
+        df = df.iloc[: cfg.limit]
+    return df
+
+
+def _load_markers(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
+    from ._io import read_table
+    from ._markers import read_marker_table
+
+    df = read_table(path, "marker table")
+    if cfg.truth_col not in df.columns:
+        msg = (f"dataset {cfg.name!r}: truth_col {cfg.truth_col!r} is not a column of "
+               f"{path.name}; choose one of {list(df.columns)[:12]}")
+        raise InputError(msg)
+    df = df.reset_index(drop=True)
+    if cfg.id_col is not None:
+        if cfg.id_col not in df.columns:
+            msg = f"dataset {cfg.name!r}: id_col {cfg.id_col!r} is not a column of {path.name}"
+            raise InputError(msg)
+        df["id"] = df[cfg.id_col].astype(str)
+    elif not any(c in df.columns for c in ("id", "cluster", "group", "cluster_id")):
+        df.insert(0, "id", [f"row{i}" for i in range(len(df))])
+    if cfg.mouse_when:
+        col = cfg.mouse_when.get("column")
+        values = {str(v) for v in cfg.mouse_when.get("values", [])}
+        if col not in df.columns:
+            msg = f"dataset {cfg.name!r}: mouse_when column {col!r} is not in {path.name}"
+            raise InputError(msg)
+        df["species"] = np.where(df[col].astype(str).isin(values), "mouse", cfg.species)
+    df = _subset(df, cfg, seed)
+    _, queries = read_marker_table(df.drop(columns=[cfg.truth_col]).astype(str)
+                                   if cfg.truth_col != "id" else df,
+                                   tissue=cfg.tissue, species=cfg.species,
+                                   n_markers=cfg.n_markers)
+    units = []
+    for q, truth in zip(queries, df[cfg.truth_col].tolist(), strict=True):
+        text = "" if pd.isna(truth) else str(truth)
+        units.append(_Unit(id=q.id, query=q,
+                           truths=[_Truth(q.id, text, _truth_ids(truth, q.tissue))]))
+    vocab = Counter((t.text, t.ids[0] if t.ids else None) for u in units for t in u.truths)
+    return _Dataset(cfg, units, [(lab, tid, float(w)) for (lab, tid), w in vocab.items()])
+
+
+def _read_h5ad(path_text: str, base: Path) -> Any:
+    from ._io import read_data
+
+    if path_text.startswith("scanpy:"):
+        import scanpy as sc
+
+        name = path_text.split(":", 1)[1]
+        if name != "pbmc68k_reduced":
+            msg = (f"only scanpy:pbmc68k_reduced ships inside scanpy (no download here); "
+                   f"got {path_text!r}: give a file path")
+            raise InputError(msg)
+        return sc.datasets.pbmc68k_reduced()
+    return read_data(_resolve_path(path_text, base))
+
+
+def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
+    import warnings
+
+    from ._preprocess import cluster, prepare_expression, rank_markers
+    from .puzzles import _candidate_ids, _id_column
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        adata = _read_h5ad(cfg.path, base)
+    label_col = str(cfg.label_col)
+    for col, what in ((label_col, "label_col"), (cfg.groupby, "groupby")):
+        if col is not None and col not in adata.obs.columns:
+            msg = (f"dataset {cfg.name!r}: {what} {col!r} is not an obs column; choose one of "
+                   f"{list(adata.obs.columns)[:12]}")
+            raise InputError(msg)
+    expr = prepare_expression(adata, layer=cfg.layer)
+    work = expr.adata
+    labels = adata.obs[label_col].astype(str).where(adata.obs[label_col].notna(), None)
+    if cfg.groupby is not None:
+        groups = adata.obs[cfg.groupby].astype(str)
+    elif cfg.level == "cluster":
+        groups = labels.fillna("unlabelled")
+    else:
+        groups = pd.Series(cluster(work, resolution=cfg.resolution, random_state=seed),
+                           index=adata.obs_names).astype(str)
+    work.obs["_group"] = groups.to_numpy()
+    markers = rank_markers(work, "_group", n_markers=25)
+    id_col = _id_column(adata, label_col, cfg.label_id_col)
+    id_map = None
+    if id_col is not None:
+        pairs = pd.DataFrame({"l": labels, "i": adata.obs[id_col].astype(str)}).dropna()
+        id_map = dict(pairs.drop_duplicates("l").itertuples(index=False))
+    names = sorted(set(labels.dropna()))
+    cl = _candidate_ids(names, id_map, cfg.tissue)
+    table = pd.DataFrame({"g": groups.to_numpy(), "l": labels.to_numpy()}).dropna()
+    counts = table.groupby(["g", "l"], observed=True).size()
+    units = []
+    for g in sorted(markers, key=str):
+        if g not in counts.index.get_level_values(0):
+            continue
+        per_label = counts.loc[g].sort_values(ascending=False)
+        df = markers[g]
+        q = MarkerQuery(id=str(g), genes=tuple(df["gene"]), tissue=cfg.tissue,
+                        n_cells=int(per_label.sum()))
+        if cfg.level == "cluster":
+            top = str(per_label.index[0])
+            truths = [_Truth(str(g), top, [cl[top]] if cl.get(top) else [], 1.0)]
+        else:
+            truths = [_Truth(f"{g}|{lab}", str(lab), [cl[lab]] if cl.get(lab) else [], float(k))
+                      for lab, k in per_label.items()]
+        units.append(_Unit(id=str(g), query=q, truths=truths))
+    if cfg.sample is not None or cfg.limit is not None:
+        keep = _subset(pd.DataFrame(index=range(len(units))), cfg, seed).index
+        units = [units[i] for i in keep]
+    vocab: Counter[tuple[str, str | None]] = Counter()
+    for u in units:
+        for t in u.truths:
+            vocab[(t.text, t.ids[0] if t.ids else None)] += t.weight
+    return _Dataset(cfg, units, [(lab, tid, float(w)) for (lab, tid), w in vocab.items()])
+
+
+def _load_puzzles(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
+    from .puzzles import read_puzzles
+
+    puzzles = read_puzzles(path)
+    unlabelled = [p.id for p in puzzles if p.answer is None]
+    if unlabelled:
+        msg = (f"dataset {cfg.name!r}: puzzles without answers cannot be scored "
+               f"({unlabelled[:3]}); give labelled puzzles")
+        raise InputError(msg)
+    keep = _subset(pd.DataFrame(index=range(len(puzzles))), cfg, seed).index
+    puzzles = [puzzles[i] for i in keep]
+    units = [_Unit(id=p.id, puzzle=p, truths=[_Truth(p.id, " | ".join(p.answer or ()), [])])
+             for p in puzzles]
+    vocab: Counter[tuple[str, str | None]] = Counter()
+    for p in puzzles:
+        for a in p.answer or ():
+            vocab[(a, p.candidate_id(a))] += 1
+    return _Dataset(cfg, units, [(lab, tid, float(w)) for (lab, tid), w in vocab.items()])
+
+
+def _load_dataset(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
+    if cfg.kind == "h5ad":
+        ds = _load_h5ad(cfg, base, seed)
+    else:
+        path = _resolve_path(cfg.path, base)
+        if not path.is_file():
+            msg = f"dataset {cfg.name!r}: cannot read {str(path)!r}: no such file; check path"
+            raise InputError(msg)
+        ds = _load_markers(cfg, path, seed) if cfg.kind == "markers" else \
+            _load_puzzles(cfg, path, seed)
+    if not ds.units:
+        msg = f"dataset {cfg.name!r} holds no items to score; check its file and filters"
+        raise InputError(msg)
+    return ds
+
+
+# --------------------------------------------------------------------- annotators
+
+
+@dataclass
+class _Entrant:
+    """One annotator of the grid (a config entry with one strategy, or a baseline)."""
+
+    name: str
+    backend: str
+    options: dict[str, Any]
+    baseline: bool = False
+
+    def key_payload(self) -> dict[str, Any]:
+        return {"backend": self.backend, "options": self.options}
+
+
+def _entrants(cfg: BenchConfig) -> list[_Entrant]:
+    out: list[_Entrant] = []
+    for a in cfg.annotators:
+        strategies: Sequence[str | None] = a.strategies or [None]
+        for s in strategies:
+            opts = dict(a.options)
+            if s is not None:
+                opts["strategy"] = s
+            base = a.name or a.backend
+            name = f"{base} ({s})" if s is not None and len(strategies) > 1 else base
+            out.append(_Entrant(name=name, backend=a.backend, options=opts))
+    names = [e.name for e in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        msg = f"annotator names must be unique, repeated: {dup}; give each a name"
+        raise InputError(msg)
+    if not any(e.backend.strip().lower() == "knowledge" for e in out):
+        out.insert(0, _Entrant("knowledge", "knowledge", {}, baseline=True))
+    clash = [n for n in BASELINES if n in names]
+    if clash:
+        msg = f"annotator names {clash} are taken by the baselines; rename them"
+        raise InputError(msg)
+    return [*out, *(_Entrant(b, b, {}, baseline=True) for b in BASELINES)]
+
+
+class _VocabBaseline:
+    """``random`` / ``most-frequent`` over a dataset's true types."""
+
+    def __init__(self, kind: str, dataset: _Dataset, seed: int) -> None:
+        self.kind = kind
+        self.name = kind
+        self.seed = seed
+        from .ontology import load_ontology
+
+        onto = load_ontology()
+        vocab = sorted(dataset.vocabulary, key=lambda v: (-v[2], v[0]))
+        self.texts = [lab for lab, _, _ in vocab]
+        # shown as the CL term name when there is one (truth columns may hold bare IDs)
+        self.labels = [(onto.label(tid) if tid else lab, tid) for lab, tid, _ in vocab]
+
+    def _rng(self, uid: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(uid.encode())])
+
+    def annotate(self, queries: Sequence[MarkerQuery]) -> list[Annotation]:
+        out = []
+        for q in queries:
+            if self.kind == "random":
+                lab, tid = self.labels[int(self._rng(q.id).integers(len(self.labels)))]
+                how = f"random choice among the dataset's {len(self.labels)} true types"
+            else:
+                lab, tid = self.labels[0]
+                how = "the dataset's most frequent true type"
+            out.append(Annotation(id=q.id, label=lab, ontology_id=tid, confidence=0.0,
+                                  evidence=how, backend=self.name))
+        return out
+
+    def solve(self, puzzles: Sequence[Any], progress: Any = None) -> list[Any]:
+        from ._puzzle_solvers import RandomSolver, _answer
+
+        if self.kind == "random":
+            return RandomSolver(self.seed).solve(puzzles)
+        rank = {lab.casefold(): k for k, lab in enumerate(self.texts)}
+        out = []
+        for p in puzzles:
+            top = min(p.candidates, key=lambda c: (rank.get(c.casefold(), len(rank)), c))
+            out.append(_answer(p, self.name, [top] * p.n,
+                               reasoning="the most frequent type in every position"))
+        return out
+
+    def provenance(self) -> dict[str, object]:
+        return {"backend": self.name, "seed": self.seed}
+
+
+def _build(entrant: _Entrant, dataset: _Dataset, seed: int, check: bool) -> Any:
+    """The annotator (or puzzle solver) of an entrant for a dataset."""
+    if entrant.baseline and entrant.backend in BASELINES:
+        return _VocabBaseline(entrant.backend, dataset, seed)
+    opts = {**entrant.options, "name": entrant.name} if entrant.backend != "knowledge" else None
+    if dataset.config.kind == "puzzles":
+        from ._puzzle_solvers import get_solver
+
+        return get_solver(entrant.backend, opts, seed=seed, check=check)
+    from ._annotators import get_annotator
+
+    return get_annotator(entrant.backend, opts, check=check)
+
+
+# -------------------------------------------------------------------------- store
+
+_COLUMNS: dict[str, str] = {
+    "run_key": "TEXT", "unit_id": "TEXT", "item_id": "TEXT", "annotator": "TEXT",
+    "backend": "TEXT", "dataset": "TEXT", "kind": "TEXT", "prediction": "TEXT",
+    "pred_id": "TEXT", "truth": "TEXT", "truth_id": "TEXT", "confidence": "REAL",
+    "weight": "REAL", "agreement": "REAL", "full_match": "REAL", "partial_match": "REAL",
+    "hierarchical_f1": "REAL", "lca_similarity": "REAL", "n": "INTEGER",
+    "cell_accuracy": "REAL", "batch_correct": "REAL", "format_ok": "REAL",
+    "unique_labels": "REAL", "requests": "INTEGER", "cache_hits": "INTEGER",
+    "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "cost_usd": "REAL",
+    "latency_s": "REAL", "evidence": "TEXT", "created": "TEXT",
+}
+
+
+class ResultStore:
+    """SQLite store of item rows (one per item per run) and run records."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        cols = ", ".join(f"{c} {t}" for c, t in _COLUMNS.items())
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS items ({cols}, "
+                        "PRIMARY KEY (run_key, item_id))")
+        self.db.execute("CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, "
+                        "annotator TEXT, dataset TEXT, config TEXT, provenance TEXT, "
+                        "n_units INTEGER, complete INTEGER, updated TEXT)")
+        self.db.commit()
+
+    def done_units(self, run_key: str) -> set[str]:
+        cur = self.db.execute("SELECT DISTINCT unit_id FROM items WHERE run_key = ?",
+                              (run_key,))
+        return {r[0] for r in cur}
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        cols = list(_COLUMNS)
+        sql = (f"INSERT OR REPLACE INTO items ({', '.join(cols)}) VALUES "
+               f"({', '.join('?' * len(cols))})")
+        with self.db:
+            self.db.executemany(sql, [tuple(_sql(r.get(c)) for c in cols) for r in rows])
+
+    def record_run(self, run_key: str, entrant: _Entrant, dataset: str, config: dict[str, Any],
+                   provenance: dict[str, Any] | None, n_units: int, complete: bool) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_key, entrant.name, dataset, json.dumps(config, default=str),
+                 json.dumps(provenance, default=str) if provenance is not None else None,
+                 n_units, int(complete), _now()),
+            )
+
+    def items(self, run_keys: Sequence[str]) -> pd.DataFrame:
+        marks = ", ".join("?" * len(run_keys))
+        df = pd.read_sql_query(f"SELECT * FROM items WHERE run_key IN ({marks})", self.db,
+                               params=list(run_keys))
+        return df.rename(columns={"unique_labels": "unique"})
+
+    def provenance(self, run_keys: Sequence[str]) -> dict[str, Any]:
+        marks = ", ".join("?" * len(run_keys))
+        cur = self.db.execute(f"SELECT annotator, dataset, provenance FROM runs WHERE run_key "
+                              f"IN ({marks})", list(run_keys))
+        return {f"{a} / {d}": json.loads(p) if p else None for a, d, p in cur}
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _sql(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _run_key(entrant: _Entrant, dataset: DatasetConfig, seed: int) -> str:
+    payload = json.dumps({"annotator": entrant.key_payload(),
+                          "dataset": dataset.model_dump(), "seed": seed},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- scoring
+
+
+def usage_totals(prov: object) -> dict[str, float]:
+    """Requests, cache hits, tokens and cost summed over every ``usage`` record in ``prov``."""
+    found: list[Mapping[str, Any]] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if isinstance(x.get("usage"), dict):
+                found.append(x["usage"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(prov)
+    keys = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
+    totals = {k: float(sum(float(u.get(k) or 0) for u in found)) for k in keys}
+    if not any(u.get("cost_usd") not in (None, "") for u in found):
+        totals["cost_usd"] = float("nan")
+    return totals
+
+
+def _best_scores(pred_ids: list[str | None], truths: list[list[str]], texts: list[str]
+                 ) -> pd.DataFrame:
+    """score_pairs against each truth's IDs, keeping the best alternative per row."""
+    from .metrics import score_pairs
+
+    flat_pred, flat_truth, flat_text, owner = [], [], [], []
+    for k, (p, ids, x) in enumerate(zip(pred_ids, truths, texts, strict=True)):
+        for t in ids or [None]:
+            flat_pred.append(p)
+            flat_truth.append(t)
+            flat_text.append(x)
+            owner.append(k)
+    table = score_pairs(flat_pred, flat_truth)
+    table["owner"] = owner
+    table["_a"] = table["agreement"].fillna(-1)
+    best = table.sort_values(["owner", "_a"], ascending=[True, False]).groupby("owner").head(1)
+    return best.set_index("owner").sort_index().drop(columns="_a")
+
+
+def _annotation_rows(units: list[_Unit], answers: dict[str, Annotation]) -> list[dict[str, Any]]:
+    rows = []
+    pred_ids, truths, texts = [], [], []
+    for u in units:
+        a = answers[u.id]
+        for t in u.truths:
+            rows.append({
+                "unit_id": u.id, "item_id": t.item_id, "prediction": a.label,
+                "pred_id": a.ontology_id or "", "truth": t.text,
+                "truth_id": ",".join(t.ids), "confidence": a.confidence, "weight": t.weight,
+                "evidence": a.evidence[:500],
+            })
+            pred_ids.append(a.ontology_id)
+            truths.append(t.ids)
+            texts.append(a.label)
+    scores = _best_scores(pred_ids, truths, texts)
+    for k, row in enumerate(rows):
+        for c in ("agreement", "full_match", "partial_match", "hierarchical_f1",
+                  "lca_similarity"):
+            row[c] = scores.at[k, c]
+    return rows
+
+
+def _puzzle_rows(units: list[_Unit], answers: list[Any]) -> list[dict[str, Any]]:
+    from .puzzles import score_puzzles
+
+    scores = score_puzzles(answers)
+    per_cell = scores.per_cell.groupby("id", sort=False)[
+        ["agreement", "full_match", "partial_match", "hierarchical_f1", "lca_similarity"]
+    ].mean()
+    per_puzzle = scores.per_puzzle.set_index("id")
+    rows = []
+    for u, a in zip(units, answers, strict=True):
+        pp = per_puzzle.loc[a.id]
+        conf = float(np.mean(a.confidence)) if a.confidence else float("nan")
+        rows.append({
+            "unit_id": u.id, "item_id": u.id,
+            "prediction": " | ".join(a.prediction) if a.prediction else "",
+            "pred_id": "", "truth": u.truths[0].text, "truth_id": "", "confidence": conf,
+            "weight": 1.0, "n": a.n, "cell_accuracy": pp["cell_accuracy"],
+            "batch_correct": float(pp["batch_correct"]), "format_ok": float(a.format_ok),
+            "unique_labels": float(a.unique and a.prediction is not None),
+            "evidence": (a.error or a.reasoning)[:500],
+            "requests": a.requests, "cache_hits": a.cache_hits,
+            "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
+            **{c: per_cell.at[a.id, c] for c in per_cell.columns},
+        })
+    return rows
+
+
+# ------------------------------------------------------------------------ running
+
+
+@dataclass
+class BenchResult:
+    """What :func:`run_bench` did and wrote.
+
+    Attributes
+    ----------
+    items
+        One row per item per annotator per dataset (the store's rows of this config).
+    leaderboard
+        The leaderboard table.
+    outputs
+        Name -> path of every file written.
+    computed, skipped
+        Units computed in this call, and units found done in the store.
+    """
+
+    items: pd.DataFrame
+    leaderboard: pd.DataFrame
+    outputs: dict[str, Path]
+    computed: int
+    skipped: int
+
+
+def _chunks(seq: list[_Unit], size: int) -> Iterator[list[_Unit]]:
+    for i in range(0, len(seq), size):
+        yield seq[i: i + size]
+
+
+def _run_one(store: ResultStore, run_key: str, entrant: _Entrant, ds: _Dataset, runner: Any,
+             todo: list[_Unit], chunk_size: int, tick: Callable[[int], None]) -> None:
+    kind = ds.kind
+    for chunk in _chunks(todo, chunk_size):
+        before = usage_totals(runner.provenance())
+        t0 = time.perf_counter()
+        if ds.config.kind == "puzzles":
+            answers = runner.solve([u.puzzle for u in chunk])
+            rows = _puzzle_rows(chunk, answers)
+        else:
+            asked = [u.query for u in chunk if u.query is not None and u.query.genes]
+            got = {a.id: a for a in runner.annotate(asked)} if asked else {}
+            for u in chunk:
+                if u.id not in got:
+                    got[u.id] = Annotation(id=u.id, label="unknown", ontology_id=None,
+                                           confidence=0.0, evidence="no marker genes",
+                                           backend=entrant.name)
+            rows = _annotation_rows(chunk, got)
+        took = time.perf_counter() - t0
+        after = usage_totals(runner.provenance())
+        delta = {k: after[k] - before[k] for k in after}
+        share = 1.0 / len(chunk)
+        created = _now()
+        for r in rows:
+            # per-unit share of the chunk's usage and time (puzzles carry their own counts)
+            unit_share = share / sum(1 for x in rows if x["unit_id"] == r["unit_id"])
+            if ds.config.kind != "puzzles":
+                for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
+                    r[k] = delta[k] * unit_share
+            r["cost_usd"] = delta["cost_usd"] * unit_share
+            r["latency_s"] = took * unit_share
+            r.update(run_key=run_key, annotator=entrant.name, backend=entrant.backend,
+                     dataset=ds.config.name, kind=kind, created=created)
+            if entrant.baseline and entrant.backend in BASELINES:
+                r["confidence"] = None  # baselines state no confidence
+        store.add(rows)
+        tick(len(chunk))
+
+
+def run_bench(
+    config: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    check: bool = True,
+) -> BenchResult:
+    """Run a bench config: every annotator on every dataset, then the outputs.
+
+    Parameters
+    ----------
+    config
+        Path of the TOML / YAML config (see the module docstring).
+    output
+        Output folder (default: ``[bench] output``, relative to the config file).
+    progress
+        Called as ``progress(description, done, total)`` as units finish.
+    check
+        Check every LLM backend before any work (key, server, model).
+
+    Returns
+    -------
+    :class:`BenchResult`.
+
+    Raises
+    ------
+    InputError
+        For bad configs and datasets (before any annotator runs).
+    BackendError
+        For unknown backends (before any work) and LLM failures mid-run (the finished
+        chunks are stored: re-run the same command to resume).
+    """
+    from ._bench_report import (
+        leaderboard,
+        leaderboard_markdown,
+        plot_agreement,
+        plot_puzzle_accuracy,
+        plot_reliability,
+        write_html_report,
+    )
+    from ._io import write_csv, write_text
+
+    cfg, text = load_config(config)
+    base = Path(config).resolve().parent
+    out_dir = Path(output) if output is not None else _resolve_path(cfg.bench.output, base)
+    if out_dir.exists() and not out_dir.is_dir():
+        msg = f"the output {str(out_dir)!r} is a file; give a folder"
+        raise InputError(msg)
+    seed = cfg.bench.seed
+    entrants = _entrants(cfg)
+    datasets = [_load_dataset(d, base, seed) for d in cfg.datasets]
+    # build every runner first: unknown backends, keys and servers fail before any work
+    runners = {(e.name, ds.config.name): _build(e, ds, seed, check)
+               for e in entrants for ds in datasets}
+
+    store = ResultStore(out_dir / "results.sqlite")
+    try:
+        plan = []
+        for ds in datasets:
+            for e in entrants:
+                key = _run_key(e, ds.config, seed)
+                done = store.done_units(key)
+                todo = [u for u in ds.units if u.id not in done]
+                plan.append((key, e, ds, todo, len(ds.units) - len(todo)))
+        total = sum(len(t) for _, _, _, t, _ in plan)
+        done_count = 0
+        computed = 0
+        for key, e, ds, todo, _ in plan:
+            runner = runners[(e.name, ds.config.name)]
+            label = f"{e.name} on {ds.config.name}"
+
+            def tick(k: int, label: str = label) -> None:
+                nonlocal done_count, computed
+                done_count += k
+                computed += k
+                if progress is not None:
+                    progress(label, done_count, total)
+
+            if progress is not None:
+                progress(label, done_count, total)
+            store.record_run(key, e, ds.config.name, {
+                "annotator": e.key_payload(), "dataset": ds.config.model_dump()},
+                None, len(ds.units), complete=False)
+            try:
+                _run_one(store, key, e, ds, runner, todo, cfg.bench.chunk_size, tick)
+            except BackendError as err:
+                stored = sum(len(store.done_units(k)) for k, *_ in plan)
+                msg = (f"{label}: {err}; {stored} finished items are stored in "
+                       f"{store.path}: re-run the same command to resume")
+                raise BackendError(msg) from None
+            store.record_run(key, e, ds.config.name, {
+                "annotator": e.key_payload(), "dataset": ds.config.model_dump()},
+                runner.provenance(), len(ds.units), complete=True)
+        keys = [k for k, *_ in plan]
+        items = store.items(keys)
+        prov = store.provenance(keys)
+    finally:
+        store.close()
+
+    order = {e.name: i for i, e in enumerate(entrants)}
+    ds_order = {d.config.name: i for i, d in enumerate(datasets)}
+    items = items.sort_values(
+        ["dataset", "annotator", "item_id"],
+        key=lambda s: s.map(ds_order) if s.name == "dataset" else
+        (s.map(order) if s.name == "annotator" else s),
+    ).reset_index(drop=True)
+    board = leaderboard(items)
+    outputs: dict[str, Path] = {"store": out_dir / "results.sqlite"}
+    outputs["items"] = write_csv(items.drop(columns=["run_key"]), out_dir / "items.csv")
+    outputs["leaderboard_csv"] = write_csv(board, out_dir / "leaderboard.csv")
+    outputs["leaderboard_md"] = write_text(leaderboard_markdown(board, title=cfg.bench.name),
+                                           out_dir / "leaderboard.md")
+    figures: dict[str, Path | None] = {
+        "Agreement by annotator and dataset": plot_agreement(items, out_dir / "agreement.png"),
+        "Reliability (confidence vs agreement)": plot_reliability(
+            items, out_dir / "reliability.png"),
+        "Puzzle accuracy by N": plot_puzzle_accuracy(items, out_dir / "puzzles_by_n.png"),
+    }
+    for name, path in figures.items():
+        if path is not None:
+            outputs[name] = path
+    outputs["report"] = write_html_report(
+        out_dir / "report.html", title=cfg.bench.name, board=board, items=items,
+        config_text=text, figures=figures, provenance=prov,
+    )
+    skipped = sum(s for *_, s in plan)
+    return BenchResult(items, board, outputs, computed, skipped)
