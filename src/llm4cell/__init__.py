@@ -12,9 +12,19 @@ from ._annotators import BACKENDS, Annotator, BackendSpec, get_annotator, show
 from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
 from ._markers import annotate_markers
 from ._records import Annotation, Candidate, MarkerQuery
+from .bench import run_bench
 from .knowledge import KnowledgeBase, load_knowledge
 from .llm._options import LLMOptions
 from .ontology import CellOntology, OntologyMatch, load_ontology, match_label
+from .puzzles import (
+    Puzzle,
+    PuzzleAnswer,
+    build_puzzles,
+    read_puzzles,
+    score_puzzles,
+    solve_puzzles,
+    write_puzzles,
+)
 
 try:
     __version__ = _metadata.version("llm4cell")
@@ -37,13 +47,21 @@ __all__ = [
     "Llm4cellError",
     "MarkerQuery",
     "OntologyMatch",
+    "Puzzle",
+    "PuzzleAnswer",
     "__version__",
     "annotate",
     "annotate_markers",
+    "build_puzzles",
     "get_annotator",
     "load_knowledge",
     "load_ontology",
     "match_label",
+    "read_puzzles",
     "run_annotation",
+    "run_bench",
+    "score_puzzles",
     "show",
+    "solve_puzzles",
+    "write_puzzles",
 ]

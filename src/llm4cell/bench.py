@@ -139,6 +139,14 @@ class DatasetConfig(_Strict):
     level: Literal["cluster", "cell"] = "cluster"
     resolution: float = 1.0
     layer: str | None = None
+    # puzzles drawn from labelled data (path to .h5ad or scanpy:...; needs label_col)
+    donor_col: str | None = None
+    batch_col: str | None = None
+    context_cols: list[str] = Field(default_factory=list)
+    n_min: int = Field(default=8, ge=2)
+    n_max: int = Field(default=15, ge=2)
+    per_n: int = Field(default=40, ge=1)
+    top_genes: int = Field(default=50, ge=1)
     # any
     limit: int | None = Field(default=None, ge=1)
     sample: int | None = Field(default=None, ge=1)
@@ -151,10 +159,20 @@ class DatasetConfig(_Strict):
         if self.kind == "h5ad" and not self.label_col:
             msg = "an h5ad dataset needs label_col (the obs column of true types)"
             raise ValueError(msg)
+        if self.kind == "puzzles" and self.builds_puzzles and not self.label_col:
+            msg = "puzzles drawn from labelled data need label_col (the obs column of types)"
+            raise ValueError(msg)
         if self.name.strip().lower() == "overall":
             msg = "'overall' names the total; call the dataset something else"
             raise ValueError(msg)
         return self
+
+
+    @property
+    def builds_puzzles(self) -> bool:
+        """A puzzles dataset whose path is labelled data (puzzles drawn at load)."""
+        p = self.path.lower()
+        return self.kind == "puzzles" and (p.startswith("scanpy:") or p.endswith(".h5ad"))
 
 
 class BenchConfig(_Strict):
@@ -406,10 +424,28 @@ def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
     return _Dataset(cfg, units, [(lab, tid, float(w)) for (lab, tid), w in vocab.items()])
 
 
-def _load_puzzles(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
-    from .puzzles import read_puzzles
+def _load_puzzles(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
+    from .puzzles import build_puzzles, read_puzzles
 
-    puzzles = read_puzzles(path)
+    if cfg.builds_puzzles:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            adata = _read_h5ad(cfg.path, base)
+        puzzles = build_puzzles(
+            adata, label_col=str(cfg.label_col), donor_col=cfg.donor_col,
+            batch_col=cfg.batch_col, context_cols=cfg.context_cols,
+            label_id_col=cfg.label_id_col, n_min=cfg.n_min, n_max=cfg.n_max,
+            top_genes=cfg.top_genes, per_n=cfg.per_n, seed=seed, tissue=cfg.tissue,
+            species=cfg.species, layer=cfg.layer, source=Path(cfg.path).name,
+        )
+    else:
+        path = _resolve_path(cfg.path, base)
+        if not path.is_file():
+            msg = f"dataset {cfg.name!r}: cannot read {str(path)!r}: no such file; check path"
+            raise InputError(msg)
+        puzzles = read_puzzles(path)
     unlabelled = [p.id for p in puzzles if p.answer is None]
     if unlabelled:
         msg = (f"dataset {cfg.name!r}: puzzles without answers cannot be scored "
@@ -429,13 +465,14 @@ def _load_puzzles(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
 def _load_dataset(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
     if cfg.kind == "h5ad":
         ds = _load_h5ad(cfg, base, seed)
+    elif cfg.kind == "puzzles":
+        ds = _load_puzzles(cfg, base, seed)
     else:
         path = _resolve_path(cfg.path, base)
         if not path.is_file():
             msg = f"dataset {cfg.name!r}: cannot read {str(path)!r}: no such file; check path"
             raise InputError(msg)
-        ds = _load_markers(cfg, path, seed) if cfg.kind == "markers" else \
-            _load_puzzles(cfg, path, seed)
+        ds = _load_markers(cfg, path, seed)
     if not ds.units:
         msg = f"dataset {cfg.name!r} holds no items to score; check its file and filters"
         raise InputError(msg)
