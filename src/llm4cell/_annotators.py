@@ -158,20 +158,32 @@ def get_annotator(
             return spec
         msg = f"backend must be a spec string or an Annotator, got {type(spec).__name__}"
         raise BackendError(msg)
-    from .llm._options import LLMOptions, parse_spec
+    from .llm._options import parse_spec
 
     parsed = parse_spec(spec)
-    if options is None:
-        opts = LLMOptions()
-    elif isinstance(options, LLMOptions):
-        opts = options
-    else:
-        try:
-            opts = LLMOptions.model_validate(dict(options))
-        except ValueError as e:
-            msg = f"bad LLM options: {' '.join(str(e).split())[:300]}"
-            raise BackendError(msg) from None
+    opts = as_options(options)
     return _build(parsed, opts, check)
+
+
+def as_options(options: LLMOptions | Mapping[str, object] | None) -> LLMOptions:
+    """LLMOptions from None, an LLMOptions or a dict of its fields.
+
+    Raises
+    ------
+    BackendError
+        When the dict holds unknown fields or bad values.
+    """
+    from .llm._options import LLMOptions
+
+    if options is None:
+        return LLMOptions()
+    if isinstance(options, LLMOptions):
+        return options
+    try:
+        return LLMOptions.model_validate(dict(options))
+    except ValueError as e:
+        msg = f"bad LLM options: {' '.join(str(e).split())[:300]}"
+        raise BackendError(msg) from None
 
 
 def _build(parsed: ParsedSpec, opts: LLMOptions, check: bool) -> Annotator:

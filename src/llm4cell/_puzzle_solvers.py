@@ -404,8 +404,8 @@ def get_solver(
     BackendError
         For unknown specs, bad options, or LLM backends that cannot answer.
     """
-    from ._annotators import _build
-    from .llm._options import LLMOptions, parse_spec, split_members
+    from ._annotators import _build, as_options
+    from .llm._options import parse_spec, split_members
 
     if not isinstance(spec, str) or not spec.strip():
         msg = f"backend must be a spec string such as 'knowledge', got {spec!r}"
@@ -413,16 +413,7 @@ def get_solver(
     text = spec.strip()
     if text.lower() == "random":
         return RandomSolver(seed)
-    if options is None:
-        opts = LLMOptions()
-    elif isinstance(options, LLMOptions):
-        opts = options
-    else:
-        try:
-            opts = LLMOptions.model_validate(dict(options))
-        except ValueError as e:
-            msg = f"bad LLM options: {' '.join(str(e).split())[:300]}"
-            raise BackendError(msg) from None
+    opts = as_options(options)
     kind, sep, body = text.partition(":")
     if kind.strip().lower() == "consensus":
         # parse_spec knows no 'random' (annotation has none): check the other members

@@ -378,7 +378,7 @@ def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
             msg = (f"dataset {cfg.name!r}: {what} {col!r} is not an obs column; choose one of "
                    f"{list(adata.obs.columns)[:12]}")
             raise InputError(msg)
-    expr = prepare_expression(adata, layer=cfg.layer)
+    expr = prepare_expression(adata, layer=cfg.layer, species=cfg.species)
     work = expr.adata
     labels = adata.obs[label_col].astype(str).where(adata.obs[label_col].notna(), None)
     if cfg.groupby is not None:
@@ -406,7 +406,7 @@ def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
         per_label = counts.loc[g].sort_values(ascending=False)
         df = markers[g]
         q = MarkerQuery(id=str(g), genes=tuple(df["gene"]), tissue=cfg.tissue,
-                        n_cells=int(per_label.sum()))
+                        species=cfg.species, n_cells=int(per_label.sum()))
         if cfg.level == "cluster":
             top = str(per_label.index[0])
             truths = [_Truth(str(g), top, [cl[top]] if cl.get(top) else [], 1.0)]
@@ -613,9 +613,8 @@ class ResultStore:
                         "n_units INTEGER, complete INTEGER, updated TEXT)")
         self.db.commit()
 
-    def done_units(self, run_key: str) -> set[str]:
-        cur = self.db.execute("SELECT DISTINCT unit_id FROM items WHERE run_key = ?",
-                              (run_key,))
+    def done_items(self, run_key: str) -> set[str]:
+        cur = self.db.execute("SELECT item_id FROM items WHERE run_key = ?", (run_key,))
         return {r[0] for r in cur}
 
     def add(self, rows: list[dict[str, Any]]) -> None:
@@ -901,8 +900,9 @@ def run_bench(
         for ds in datasets:
             for e in entrants:
                 key = _run_key(e, ds.config, seed)
-                done = store.done_units(key)
-                todo = [u for u in ds.units if u.id not in done]
+                done = store.done_items(key)
+                # a unit is done when every one of its items is stored
+                todo = [u for u in ds.units if not all(t.item_id in done for t in u.truths)]
                 plan.append((key, e, ds, todo, len(ds.units) - len(todo)))
         total = sum(len(t) for _, _, _, t, _ in plan)
         done_count = 0
@@ -926,7 +926,7 @@ def run_bench(
             try:
                 _run_one(store, key, e, ds, runner, todo, cfg.bench.chunk_size, tick)
             except BackendError as err:
-                stored = sum(len(store.done_units(k)) for k, *_ in plan)
+                stored = sum(len(store.done_items(k)) for k, *_ in plan)
                 msg = (f"{label}: {err}; {stored} finished items are stored in "
                        f"{store.path}: re-run the same command to resume")
                 raise BackendError(msg) from None
