@@ -486,8 +486,9 @@ ID are not scored (<i>n_scored</i> counts the rest). <i>full_match</i>,
 per-cell datasets every item is weighted by its number of cells. <i>ece</i> is the
 expected calibration error of the stated confidence against agreement (lower is
 better; blank when the annotator states none). <i>random</i> and <i>most-frequent</i>
-are baselines: an annotator should beat both. For puzzles (match N marker lists to N
-shuffled labels) <i>cell_accuracy</i> is the share of positions right, pooled over
+are baselines: an annotator should beat both. For puzzles (give N cells of one donor,
+each described by its top expressed genes, N distinct candidate types)
+<i>cell_accuracy</i> is the share of positions right, pooled over
 puzzles, <i>batch_accuracy</i> the share of puzzles fully right,
 <i>format_compliance</i> the share of answers in the requested format and
 <i>uniqueness</i> the share using every label once. The <i>overall</i> rows average the

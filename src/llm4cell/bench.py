@@ -270,6 +270,10 @@ class _Dataset:
     config: DatasetConfig
     units: list[_Unit]
     vocabulary: list[tuple[str, str | None, float]]  # (label, CL ID, weight)
+    fingerprint: str = ""  # size and modification time of the data file
+
+    def item_ids(self) -> set[str]:
+        return {t.item_id for u in self.units for t in u.truths}
 
     @property
     def kind(self) -> str:
@@ -361,6 +365,17 @@ def _read_h5ad(path_text: str, base: Path) -> Any:
             raise InputError(msg)
         return sc.datasets.pbmc68k_reduced()
     return read_data(_resolve_path(path_text, base))
+
+
+def _fingerprint(path_text: str, base: Path) -> str:
+    """What identifies the data behind a dataset (an edited file gets new run keys)."""
+    if path_text.startswith("scanpy:"):
+        from importlib import metadata
+
+        return f"{path_text}@scanpy-{metadata.version('scanpy')}"
+    p = _resolve_path(path_text, base)
+    st = p.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
@@ -463,6 +478,16 @@ def _load_puzzles(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
 
 
 def _load_dataset(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
+    try:
+        return _load_dataset_unnamed(cfg, base, seed)
+    except InputError as e:
+        if str(e).startswith("dataset "):
+            raise
+        msg = f"dataset {cfg.name!r}: {e}"
+        raise InputError(msg) from None
+
+
+def _load_dataset_unnamed(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
     if cfg.kind == "h5ad":
         ds = _load_h5ad(cfg, base, seed)
     elif cfg.kind == "puzzles":
@@ -476,6 +501,7 @@ def _load_dataset(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
     if not ds.units:
         msg = f"dataset {cfg.name!r} holds no items to score; check its file and filters"
         raise InputError(msg)
+    ds.fingerprint = _fingerprint(cfg.path, base)
     return ds
 
 
@@ -668,9 +694,10 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _run_key(entrant: _Entrant, dataset: DatasetConfig, seed: int) -> str:
+def _run_key(entrant: _Entrant, dataset: _Dataset, seed: int) -> str:
     payload = json.dumps({"annotator": entrant.key_payload(),
-                          "dataset": dataset.model_dump(), "seed": seed},
+                          "dataset": dataset.config.model_dump(),
+                          "data": dataset.fingerprint, "seed": seed},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -899,7 +926,7 @@ def run_bench(
         plan = []
         for ds in datasets:
             for e in entrants:
-                key = _run_key(e, ds.config, seed)
+                key = _run_key(e, ds, seed)
                 done = store.done_items(key)
                 # a unit is done when every one of its items is stored
                 todo = [u for u in ds.units if not all(t.item_id in done for t in u.truths)]
@@ -938,6 +965,10 @@ def run_bench(
         prov = store.provenance(keys)
     finally:
         store.close()
+    # only the items the datasets hold now (a run key's rows are those of its data)
+    current = {d.config.name: d.item_ids() for d in datasets}
+    items = items[[i in current[d] for d, i in zip(items["dataset"], items["item_id"],
+                                                    strict=True)]]
 
     order = {e.name: i for i, e in enumerate(entrants)}
     ds_order = {d.config.name: i for i, d in enumerate(datasets)}
