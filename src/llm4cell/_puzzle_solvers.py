@@ -422,7 +422,13 @@ def get_solver(
         parsed = parse_spec(text if len(members_given) < 2 else kind + sep + ",".join(
             "knowledge" if m.lower() == "random" else m for m in members_given))
     else:
-        parsed = parse_spec(text)
+        try:
+            parsed = parse_spec(text)
+        except BackendError as e:
+            if not str(e).startswith("unknown backend"):
+                raise
+            msg = f"{e}; for puzzles also random"
+            raise BackendError(msg) from None
     if parsed.kind == "knowledge":
         return KnowledgeSolver(assignment=assignment)
     if parsed.kind == "consensus":
