@@ -65,7 +65,7 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +76,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ._errors import BackendError, InputError
 from ._records import Annotation, MarkerQuery
+from .llm._runner import usage_totals
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -703,28 +704,6 @@ def _run_key(entrant: _Entrant, dataset: _Dataset, seed: int) -> str:
 
 
 # ---------------------------------------------------------------------- scoring
-
-
-def usage_totals(prov: object) -> dict[str, float]:
-    """Requests, cache hits, tokens and cost summed over every ``usage`` record in ``prov``."""
-    found: list[Mapping[str, Any]] = []
-
-    def walk(x: object) -> None:
-        if isinstance(x, dict):
-            if isinstance(x.get("usage"), dict):
-                found.append(x["usage"])
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(prov)
-    keys = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
-    totals = {k: float(sum(float(u.get(k) or 0) for u in found)) for k in keys}
-    if not any(u.get("cost_usd") not in (None, "") for u in found):
-        totals["cost_usd"] = float("nan")
-    return totals
 
 
 def _best_scores(pred_ids: list[str | None], truths: list[list[str]], texts: list[str]

@@ -126,29 +126,25 @@ def _llm_options(backend: str, **kw: object) -> object:
 
 def _usage_line(prov: object) -> str | None:
     """One line of LLM accounting from a provenance record (summed over members)."""
-    found: list[dict[str, object]] = []
+    from .llm._runner import usage_totals
 
-    def walk(x: object) -> None:
-        if isinstance(x, dict):
-            if "usage" in x and isinstance(x["usage"], dict):
-                found.append(x["usage"])
-            for v in x.values():
-                walk(v)
-
-    walk(prov)
-    if not found:
+    if not _has_usage(prov):
         return None
-
-    def total(key: str) -> float:
-        return sum(float(u.get(key) or 0) for u in found)
-
-    costs = [u.get("cost_usd") for u in found if u.get("cost_usd") not in (None, "")]
-    line = (f"LLM: {int(total('requests'))} requests, {int(total('cache_hits'))} cache hits, "
-            f"{int(total('retries'))} retries, {int(total('prompt_tokens')):,} prompt + "
-            f"{int(total('completion_tokens')):,} completion tokens")
-    if costs:
-        line += f", cost ${sum(float(c) for c in costs):.4f}"  # type: ignore[arg-type]
+    t = usage_totals(prov)
+    line = (f"LLM: {int(t['requests'])} requests, {int(t['cache_hits'])} cache hits, "
+            f"{int(t['retries'])} retries, {int(t['prompt_tokens']):,} prompt + "
+            f"{int(t['completion_tokens']):,} completion tokens")
+    if t["cost_usd"] == t["cost_usd"]:  # not NaN: some price is known
+        line += f", cost ${t['cost_usd']:.4f}"
     return line
+
+
+def _has_usage(x: object) -> bool:
+    if isinstance(x, dict):
+        return isinstance(x.get("usage"), dict) or any(_has_usage(v) for v in x.values())
+    if isinstance(x, list):
+        return any(_has_usage(v) for v in x)
+    return False
 
 
 def _fail(e: BaseException, debug: bool) -> None:

@@ -15,19 +15,20 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .._errors import BackendError, InputError
 from ._cache import CachedResponse, ResponseCache, cache_key
 from ._clients import ChatClient, ChatRequest, Completion, PermanentError, TransientError
 from ._options import LLMOptions, default_cache_path
 
-__all__ = ["RequestRunner", "RunStats", "load_prices", "price_for", "run_parallel"]
+__all__ = ["RequestRunner", "RunStats", "load_prices", "price_for", "run_parallel",
+           "usage_totals"]
 
 MAX_BACKOFF = 60.0
 T = TypeVar("T")
@@ -283,3 +284,26 @@ def run_parallel(
                 if on_done is not None:
                     on_done(1)
     return [results[i] for i in range(len(items))]
+
+
+def usage_totals(prov: object) -> dict[str, float]:
+    """Requests, cache hits, tokens and cost summed over every ``usage`` record in ``prov``."""
+    found: list[Mapping[str, Any]] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if isinstance(x.get("usage"), dict):
+                found.append(x["usage"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(prov)
+    keys = ("requests", "cache_hits", "retries", "prompt_tokens", "completion_tokens",
+            "cost_usd")
+    totals = {k: float(sum(float(u.get(k) or 0) for u in found)) for k in keys}
+    if not any(u.get("cost_usd") not in (None, "") for u in found):
+        totals["cost_usd"] = float("nan")
+    return totals
