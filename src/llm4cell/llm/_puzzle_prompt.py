@@ -51,8 +51,8 @@ def hints_block(puzzle: Puzzle, scores: Sequence[Sequence[float]],
     lines = [
         "",
         "A curated marker database scored every cell against every candidate (higher "
-        "means more of the cell's genes are known markers of that type; about 1 is what "
-        f"random genes reach). The {top} best candidates per cell:",
+        "means more of the cell's top genes are known markers of that type). The "
+        f"{top} best candidates per cell:",
     ]
     for i, row in enumerate(scores, start=1):
         order = sorted(range(len(row)), key=lambda j: -row[j])[:top]
