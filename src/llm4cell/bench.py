@@ -55,12 +55,10 @@ self-contained ``report.html``.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
 import re
-import sqlite3
 import sys
 import time
 import zlib
@@ -74,6 +72,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._bench_store import ResultStore, now
 from ._errors import BackendError, InputError
 from ._records import Annotation, MarkerQuery
 from .llm._runner import usage_totals
@@ -609,92 +608,6 @@ def _build(entrant: _Entrant, dataset: _Dataset, seed: int, check: bool) -> Any:
     return get_annotator(entrant.backend, opts, check=check)
 
 
-# -------------------------------------------------------------------------- store
-
-_COLUMNS: dict[str, str] = {
-    "run_key": "TEXT", "unit_id": "TEXT", "item_id": "TEXT", "annotator": "TEXT",
-    "backend": "TEXT", "dataset": "TEXT", "kind": "TEXT", "prediction": "TEXT",
-    "pred_id": "TEXT", "truth": "TEXT", "truth_id": "TEXT", "confidence": "REAL",
-    "weight": "REAL", "agreement": "REAL", "full_match": "REAL", "partial_match": "REAL",
-    "hierarchical_f1": "REAL", "lca_similarity": "REAL", "n": "INTEGER",
-    "cell_accuracy": "REAL", "batch_correct": "REAL", "format_ok": "REAL",
-    "unique_labels": "REAL", "requests": "INTEGER", "cache_hits": "INTEGER",
-    "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "cost_usd": "REAL",
-    "latency_s": "REAL", "evidence": "TEXT", "created": "TEXT",
-}
-
-
-class ResultStore:
-    """SQLite store of item rows (one per item per run) and run records."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.db = sqlite3.connect(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        cols = ", ".join(f"{c} {t}" for c, t in _COLUMNS.items())
-        self.db.execute(f"CREATE TABLE IF NOT EXISTS items ({cols}, "
-                        "PRIMARY KEY (run_key, item_id))")
-        self.db.execute("CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, "
-                        "annotator TEXT, dataset TEXT, config TEXT, provenance TEXT, "
-                        "n_units INTEGER, complete INTEGER, updated TEXT)")
-        self.db.commit()
-
-    def done_items(self, run_key: str) -> set[str]:
-        cur = self.db.execute("SELECT item_id FROM items WHERE run_key = ?", (run_key,))
-        return {r[0] for r in cur}
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        cols = list(_COLUMNS)
-        sql = (f"INSERT OR REPLACE INTO items ({', '.join(cols)}) VALUES "
-               f"({', '.join('?' * len(cols))})")
-        with self.db:
-            self.db.executemany(sql, [tuple(_sql(r.get(c)) for c in cols) for r in rows])
-
-    def record_run(self, run_key: str, entrant: _Entrant, dataset: str, config: dict[str, Any],
-                   provenance: dict[str, Any] | None, n_units: int, complete: bool) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_key, entrant.name, dataset, json.dumps(config, default=str),
-                 json.dumps(provenance, default=str) if provenance is not None else None,
-                 n_units, int(complete), _now()),
-            )
-
-    def items(self, run_keys: Sequence[str]) -> pd.DataFrame:
-        marks = ", ".join("?" * len(run_keys))
-        df = pd.read_sql_query(f"SELECT * FROM items WHERE run_key IN ({marks})", self.db,
-                               params=list(run_keys))
-        return df.rename(columns={"unique_labels": "unique"})
-
-    def provenance(self, run_keys: Sequence[str]) -> dict[str, Any]:
-        marks = ", ".join("?" * len(run_keys))
-        cur = self.db.execute(f"SELECT annotator, dataset, provenance FROM runs WHERE run_key "
-                              f"IN ({marks})", list(run_keys))
-        return {f"{a} / {d}": json.loads(p) if p else None for a, d, p in cur}
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def _sql(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _run_key(entrant: _Entrant, dataset: _Dataset, seed: int) -> str:
     payload = json.dumps({"annotator": entrant.key_payload(),
                           "dataset": dataset.config.model_dump(),
@@ -828,7 +741,7 @@ def _run_one(store: ResultStore, run_key: str, entrant: _Entrant, ds: _Dataset, 
         after = usage_totals(runner.provenance())
         delta = {k: after[k] - before[k] for k in after}
         share = 1.0 / len(chunk)
-        created = _now()
+        created = now()
         for r in rows:
             # per-unit share of the chunk's usage and time (puzzles carry their own counts)
             unit_share = share / sum(1 for x in rows if x["unit_id"] == r["unit_id"])
@@ -926,7 +839,7 @@ def run_bench(
 
             if progress is not None:
                 progress(label, done_count, total)
-            store.record_run(key, e, ds.config.name, {
+            store.record_run(key, e.name, ds.config.name, {
                 "annotator": e.key_payload(), "dataset": ds.config.model_dump()},
                 None, len(ds.units), complete=False)
             try:
@@ -936,7 +849,7 @@ def run_bench(
                 msg = (f"{label}: {err}; {stored} finished items are stored in "
                        f"{store.path}: re-run the same command to resume")
                 raise BackendError(msg) from None
-            store.record_run(key, e, ds.config.name, {
+            store.record_run(key, e.name, ds.config.name, {
                 "annotator": e.key_payload(), "dataset": ds.config.model_dump()},
                 runner.provenance(), len(ds.units), complete=True)
         keys = [k for k, *_ in plan]

@@ -1,0 +1,110 @@
+"""The bench's result store: one SQLite row per scored item per run, and run records.
+
+Rows are keyed by (run key, item id); a chunk of rows is committed in one transaction, so
+an interrupted bench keeps every finished chunk and a re-run skips what is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ResultStore", "now"]
+
+
+_COLUMNS: dict[str, str] = {
+    "run_key": "TEXT", "unit_id": "TEXT", "item_id": "TEXT", "annotator": "TEXT",
+    "backend": "TEXT", "dataset": "TEXT", "kind": "TEXT", "prediction": "TEXT",
+    "pred_id": "TEXT", "truth": "TEXT", "truth_id": "TEXT", "confidence": "REAL",
+    "weight": "REAL", "agreement": "REAL", "full_match": "REAL", "partial_match": "REAL",
+    "hierarchical_f1": "REAL", "lca_similarity": "REAL", "n": "INTEGER",
+    "cell_accuracy": "REAL", "batch_correct": "REAL", "format_ok": "REAL",
+    "unique_labels": "REAL", "requests": "INTEGER", "cache_hits": "INTEGER",
+    "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "cost_usd": "REAL",
+    "latency_s": "REAL", "evidence": "TEXT", "created": "TEXT",
+}
+
+
+class ResultStore:
+    """SQLite store of item rows (one per item per run) and run records."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        cols = ", ".join(f"{c} {t}" for c, t in _COLUMNS.items())
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS items ({cols}, "
+                        "PRIMARY KEY (run_key, item_id))")
+        self.db.execute("CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, "
+                        "annotator TEXT, dataset TEXT, config TEXT, provenance TEXT, "
+                        "n_units INTEGER, complete INTEGER, updated TEXT)")
+        self.db.commit()
+
+    def done_items(self, run_key: str) -> set[str]:
+        """Ids of the items stored for a run."""
+        cur = self.db.execute("SELECT item_id FROM items WHERE run_key = ?", (run_key,))
+        return {r[0] for r in cur}
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Store item rows (one transaction; NaN and numpy scalars become SQL values)."""
+        cols = list(_COLUMNS)
+        sql = (f"INSERT OR REPLACE INTO items ({', '.join(cols)}) VALUES "
+               f"({', '.join('?' * len(cols))})")
+        with self.db:
+            self.db.executemany(sql, [tuple(_sql(r.get(c)) for c in cols) for r in rows])
+
+    def record_run(self, run_key: str, annotator: str, dataset: str, config: dict[str, Any],
+                   provenance: dict[str, Any] | None, n_units: int, complete: bool) -> None:
+        """Insert or update a run's record (configuration, provenance, completeness)."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_key, annotator, dataset, json.dumps(config, default=str),
+                 json.dumps(provenance, default=str) if provenance is not None else None,
+                 n_units, int(complete), now()),
+            )
+
+    def items(self, run_keys: Sequence[str]) -> pd.DataFrame:
+        """The item rows of these runs (column ``unique_labels`` read as ``unique``)."""
+        marks = ", ".join("?" * len(run_keys))
+        df = pd.read_sql_query(f"SELECT * FROM items WHERE run_key IN ({marks})", self.db,
+                               params=list(run_keys))
+        return df.rename(columns={"unique_labels": "unique"})
+
+    def provenance(self, run_keys: Sequence[str]) -> dict[str, Any]:
+        """Provenance of these runs, keyed ``annotator / dataset``."""
+        marks = ", ".join("?" * len(run_keys))
+        cur = self.db.execute(f"SELECT annotator, dataset, provenance FROM runs WHERE run_key "
+                              f"IN ({marks})", list(run_keys))
+        return {f"{a} / {d}": json.loads(p) if p else None for a, d, p in cur}
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+
+def _sql(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def now() -> str:
+    """The current UTC time, ISO format to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
