@@ -75,7 +75,8 @@ def test_llm_answers_are_parsed_strictly_and_cached(llm_server, puzzles, options
     assert llm_server.completions_served() == served  # the server saw nothing new
     assert [(a.requests, a.cache_hits) for a in again] == [(0, 1)] * len(puzzles)
     assert [a.raw for a in again] == [a.raw for a in answers]
-    assert [a.prompt_tokens for a in again] == [a.prompt_tokens for a in answers]
+    # tokens count sent requests only (as the runner's accounting): none on a cache hit
+    assert [(a.prompt_tokens, a.completion_tokens) for a in again] == [(0, 0)] * len(puzzles)
 
 
 def test_hybrid_falls_back_to_knowledge_on_unusable_replies(llm_server, puzzles, options,

@@ -255,15 +255,15 @@ class LLMSolver:
             messages=(("system", PUZZLE_SYSTEM), ("user", question)),
             max_tokens=opts.max_tokens * p.n, temperature=opts.temperature, seed=opts.seed,
         )
-        runner = self.llm.runner
-        before = (runner.stats.requests, runner.stats.cache_hits)
         t0 = time.perf_counter()
-        done = runner.complete(request)
+        done = self.llm.runner.complete(request)
         took = time.perf_counter() - t0
+        # tokens of sent requests only, as the runner's accounting (retries not counted)
+        sent = 0 if done.cached else 1
         usage = {
-            "requests": runner.stats.requests - before[0],
-            "cache_hits": runner.stats.cache_hits - before[1],
-            "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+            "requests": sent, "cache_hits": 1 - sent,
+            "prompt_tokens": done.prompt_tokens * sent,
+            "completion_tokens": done.completion_tokens * sent,
         }
         return done.text, usage, took
 

@@ -83,6 +83,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    cached: bool = False  # served from the response cache
 
 
 class ChatClient(Protocol):

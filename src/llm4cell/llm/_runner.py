@@ -171,7 +171,7 @@ class RequestRunner:
                     self.stats.cached_prompt_tokens += hit.prompt_tokens
                     self.stats.cached_completion_tokens += hit.completion_tokens
                 return Completion(hit.text, hit.prompt_tokens, hit.completion_tokens,
-                                  hit.finish_reason)
+                                  hit.finish_reason, cached=True)
         opts = self.options
         attempt = 0
         while True:
