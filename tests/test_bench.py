@@ -425,3 +425,16 @@ datasets:
     pd.testing.assert_frame_equal(from_yaml[cols], from_toml[cols], check_dtype=False)
     assert (tmp_path / "out_yaml" / "report.html").is_file()
     assert not (tmp_path / "out_yaml" / "puzzles_by_n.png").exists()
+
+
+def test_a_truth_naming_several_terms_counts_the_best_one():
+    from llm4cell.bench import _best_scores
+
+    # B cell against "T cell or B cell" -> full match; against T cell alone -> 0;
+    # a truth without a CL ID is left unscored (NaN), never counted as a miss
+    table = _best_scores(["CL:0000236", "CL:0000236", "CL:0000236"],
+                         [["CL:0000084", "CL:0000236"], ["CL:0000084"], []])
+    assert list(table.index) == [0, 1, 2]
+    assert table.at[0, "agreement"] == 1.0
+    assert table.at[1, "agreement"] == 0.0
+    assert np.isnan(table.at[2, "agreement"])

@@ -619,28 +619,30 @@ def _run_key(entrant: _Entrant, dataset: _Dataset, seed: int) -> str:
 # ---------------------------------------------------------------------- scoring
 
 
-def _best_scores(pred_ids: list[str | None], truths: list[list[str]], texts: list[str]
-                 ) -> pd.DataFrame:
+def _best_scores(pred_ids: list[str | None], truths: list[list[str]]) -> pd.DataFrame:
     """score_pairs against each truth's IDs, keeping the best alternative per row."""
     from .metrics import score_pairs
 
-    flat_pred, flat_truth, flat_text, owner = [], [], [], []
-    for k, (p, ids, x) in enumerate(zip(pred_ids, truths, texts, strict=True)):
+    flat_pred: list[str | None] = []
+    flat_truth: list[str | None] = []
+    owner: list[int] = []
+    for k, (p, ids) in enumerate(zip(pred_ids, truths, strict=True)):
         for t in ids or [None]:
             flat_pred.append(p)
             flat_truth.append(t)
-            flat_text.append(x)
             owner.append(k)
     table = score_pairs(flat_pred, flat_truth)
     table["owner"] = owner
     table["_a"] = table["agreement"].fillna(-1)
-    best = table.sort_values(["owner", "_a"], ascending=[True, False]).groupby("owner").head(1)
+    best = table.sort_values(["owner", "_a"], ascending=[True, False], kind="stable"
+                             ).groupby("owner").head(1)
     return best.set_index("owner").sort_index().drop(columns="_a")
 
 
 def _annotation_rows(units: list[_Unit], answers: dict[str, Annotation]) -> list[dict[str, Any]]:
     rows = []
-    pred_ids, truths, texts = [], [], []
+    pred_ids: list[str | None] = []
+    truths: list[list[str]] = []
     for u in units:
         a = answers[u.id]
         for t in u.truths:
@@ -652,8 +654,7 @@ def _annotation_rows(units: list[_Unit], answers: dict[str, Annotation]) -> list
             })
             pred_ids.append(a.ontology_id)
             truths.append(t.ids)
-            texts.append(a.label)
-    scores = _best_scores(pred_ids, truths, texts)
+    scores = _best_scores(pred_ids, truths)
     for k, row in enumerate(rows):
         for c in ("agreement", "full_match", "partial_match", "hierarchical_f1",
                   "lca_similarity"):
