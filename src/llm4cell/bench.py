@@ -210,7 +210,8 @@ def load_config(path: str | os.PathLike[str]) -> tuple[BenchConfig, str]:
         raise InputError(msg)
     text = p.read_text(encoding="utf-8")
     if not text.strip():
-        msg = f"the config {str(p)!r} is empty; see `llm4cell bench --help` for an example"
+        msg = (f"the config {str(p)!r} is empty; see docs/arena.md or benchmarks/arena.toml "
+               "for an example")
         raise InputError(msg)
     suffix = p.suffix.lower()
     try:
