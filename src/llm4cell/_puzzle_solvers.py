@@ -117,8 +117,10 @@ class KnowledgeSolver:
 
         return get_matcher().match(label, tissue=p.tissue).ontology_id
 
-    def matrix(self, p: Puzzle) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]]]:
-        """Scores (cells x candidates), log-probabilities, and matched genes per cell's best."""
+    def matrix(self, p: Puzzle
+               ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]], list[str]]:
+        """Scores (cells x candidates), log-probabilities, matched genes per cell's best,
+        and the candidates scored at chance (no term, or no markers)."""
         kb = self.kb
         n = p.n
         S = np.zeros((n, n))
@@ -146,12 +148,13 @@ class KnowledgeSolver:
             if idx.size:
                 best_type = int(idx[np.argmax(scores[idx])])
             matched.append(kb._matched(best_type, weights)[:4] if best_type >= 0 else ())
-        return S, logp, matched
+        at_chance = [c for c, (idx, _) in zip(p.candidates, cols, strict=True) if not idx.size]
+        return S, logp, matched, at_chance
 
     def solve_one(self, p: Puzzle) -> PuzzleAnswer:
         """Solve one puzzle."""
         t0 = time.perf_counter()
-        S, logp, matched = self.matrix(p)
+        S, logp, matched, unmapped = self.matrix(p)
         best = logp.argmax(axis=1)
         if self.assignment:
             rows, cols = linear_sum_assignment(-logp)
@@ -173,8 +176,6 @@ class KnowledgeSolver:
             notes.append(line + ")")
         how = "one-to-one assignment maximising the summed log-probability" if \
             self.assignment else "each cell's best candidate"
-        unmapped = [c for c in p.candidates
-                    if self._covers(self._term(p, c))[1] in ("unmapped", "no markers")]
         reasoning = f"{how}: " + "; ".join(notes)
         if unmapped:
             reasoning += f". No markers for: {', '.join(unmapped)} (scored at chance)"

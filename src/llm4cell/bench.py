@@ -744,9 +744,10 @@ def _run_one(store: ResultStore, run_key: str, entrant: _Entrant, ds: _Dataset, 
         delta = {k: after[k] - before[k] for k in after}
         share = 1.0 / len(chunk)
         created = now()
+        rows_per_unit = Counter(r["unit_id"] for r in rows)
         for r in rows:
             # per-unit share of the chunk's usage and time (puzzles carry their own counts)
-            unit_share = share / sum(1 for x in rows if x["unit_id"] == r["unit_id"])
+            unit_share = share / rows_per_unit[r["unit_id"]]
             if ds.config.kind != "puzzles":
                 for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
                     r[k] = delta[k] * unit_share

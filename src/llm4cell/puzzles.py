@@ -380,7 +380,7 @@ def build_puzzles(
             chosen = [types[k] for k in rng.choice(len(types), size=n, replace=False)]
             rows = [int(rng.choice(groups[g][t])) for t in chosen]
             cells = tuple(PuzzleCell(id=str(adata.obs_names[r]), genes=genes(r)) for r in rows)
-            group_obs = obs.iloc[[r for r in rows]]
+            group_obs = obs.iloc[rows]
             first = obs.iloc[rows[0]]
             puzzles.append(Puzzle(
                 id=f"p{len(puzzles):05d}-n{n}",
