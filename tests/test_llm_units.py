@@ -136,10 +136,13 @@ def test_redact_and_safe_url():
 
 
 def test_options_never_expose_the_key():
-    o = LLMOptions(api_key="sk-hidden-123456", base_url="http://u:p@127.0.0.1:1/v1")
+    o = LLMOptions(api_key="sk-hidden-123456", base_url="http://127.0.0.1:1/v1?api-version=1")
     assert "sk-hidden" not in json.dumps(o.public())
     assert "sk-hidden" not in repr(o)
     assert o.public()["base_url"] == "http://127.0.0.1:1/v1"
+    with pytest.raises(ValueError, match="user name or password") as e:  # issue 12
+        LLMOptions(base_url="http://u:pw-hidden-123@127.0.0.1:1/v1")
+    assert "pw-hidden" not in str(e.value)
 
 
 # --------------------------------------------------------------------------- consensus
@@ -311,11 +314,12 @@ def test_rate_limits_are_retried_with_backoff(script_server):
 
 def test_duplicated_and_missing_ids_are_asked_again_alone(script_server):
     """Stand-in server: a grammar-constrained llama.cpp cannot repeat an id, so a scripted
-    server returns the broken batch answer peers mis-assign, then solo answers."""
+    server returns the broken batch answer peers mis-assign, then solo answers. The model
+    sees the clusters a, b, c as the wire ids 1, 2, 3."""
     handler, url = script_server
-    broken = ('{"answers": {"a": {"cell_type": "T cell", "confidence": 0.9, "reasoning": "",'
-              ' "alternatives": []}, "a": {"cell_type": "hepatocyte", "confidence": 0.9, '
-              '"reasoning": "", "alternatives": []}, "b": {"cell_type": "B cell", '
+    broken = ('{"answers": {"1": {"cell_type": "T cell", "confidence": 0.9, "reasoning": "",'
+              ' "alternatives": []}, "1": {"cell_type": "hepatocyte", "confidence": 0.9, '
+              '"reasoning": "", "alternatives": []}, "2": {"cell_type": "B cell", '
               '"confidence": 0.7, "reasoning": "", "alternatives": []}}}')
     handler.script = [(200, broken), (200, _answer_for_asked)]
     table = llm4cell.annotate_markers(
@@ -323,12 +327,14 @@ def test_duplicated_and_missing_ids_are_asked_again_alone(script_server):
     by_id = table.set_index("id")
     assert by_id.loc["b", "label"] == "B cell"  # valid in the batch answer: kept
     assert by_id.loc["b", "confidence"] == 0.7
-    assert "solo a" in by_id.loc["a", "evidence"]  # duplicated: asked alone
-    assert "solo c" in by_id.loc["c", "evidence"]  # missing: asked alone
+    assert "solo 1" in by_id.loc["a", "evidence"]  # duplicated: asked alone
+    assert "solo 1" in by_id.loc["c", "evidence"]  # missing: asked alone
     assert table.attrs["provenance"]["answers"]["reasked_alone"] == 2
     asked_alone = [b["response_format"]["json_schema"]["schema"]["properties"]["answers"]
                    ["required"] for b in handler.seen[1:]]
-    assert sorted(asked_alone) == [["a"], ["c"]]
+    # a and c show the same markers: asked alone they are one request, the second from cache
+    assert asked_alone == [["1"]]
+    assert table.attrs["provenance"]["usage"]["cache_hits"] == 1
 
 
 def test_invalid_answer_becomes_unknown_after_repairs(script_server):
@@ -394,7 +400,7 @@ def test_anthropic_request_building_and_tool_use_parsing():
                           "created_at": "2025-10-01T00:00:00Z"}],
                 "has_more": False, "first_id": "claude-haiku-4-5-20251001",
                 "last_id": "claude-haiku-4-5-20251001"})
-        return httpx2.Response(200, json=_tool_use_message({"q1": ITEM, "q2": {
+        return httpx2.Response(200, json=_tool_use_message({"1": ITEM, "2": {
             **ITEM, "cell_type": "CD4-positive, alpha-beta T cell"}}))
 
     annotator = _anthropic(handler)
@@ -410,7 +416,7 @@ def test_anthropic_request_building_and_tool_use_parsing():
     assert key.endswith("sk-ant-test-0000000000")  # x-api-key, or Bearer in newer SDKs
     assert body["model"] == "claude-haiku-4-5-20251001"
     assert body["tool_choice"] == {"type": "tool", "name": "record_cell_types"}
-    assert body["tools"][0]["input_schema"]["properties"]["answers"]["required"] == ["q1", "q2"]
+    assert body["tools"][0]["input_schema"]["properties"]["answers"]["required"] == ["1", "2"]
     assert "expert in single-cell" in body["system"]
     assert [m["role"] for m in body["messages"]] == ["user"]
     assert body.get("temperature", 0) == 0  # sent where the SDK still takes it
@@ -428,7 +434,7 @@ def test_anthropic_overload_is_retried_and_rejected_key_fails_fast():
         if calls["n"] == 1:
             return httpx2.Response(529, json={"type": "error", "error": {
                 "type": "overloaded_error", "message": "Overloaded"}})
-        return httpx2.Response(200, json=_tool_use_message({"q1": ITEM}))
+        return httpx2.Response(200, json=_tool_use_message({"1": ITEM}))
 
     annotator = _anthropic(handler)
     got = annotator.annotate([MarkerQuery(id="q1", genes=("MS4A1",))])
@@ -489,7 +495,7 @@ def test_concurrent_requests_learn_the_json_mode_once(script_server):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         opts = LLMOptions(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
-                          batch_size=1, concurrency=4)
+                          batch_size=1, concurrency=4, cache=False)  # 8 identical requests
         table = llm4cell.annotate_markers(_markers(list("abcdefgh")), backend="openai:m",
                                           backend_options=opts)
     finally:

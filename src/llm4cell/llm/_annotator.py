@@ -4,7 +4,11 @@
 clusters per request, keyed by id; :class:`HybridAnnotator` gives it the knowledge
 engine's candidates first. Both follow the :class:`~llm4cell.Annotator` protocol.
 
-For every batch: the request (or the two of ``cot``) is sent through the
+For every batch: the clusters are shown to the model under the ids ``1``, ``2``, ... of
+the batch (:func:`wire_ids`), which no model trims, recases or confuses, and the answers
+are mapped back to the user's ids exactly; the user's ids (any strings: ``"A"``, ``"A "``
+and ``" A"`` are three clusters) appear unchanged in every output. The request (or the
+two of ``cot``) is sent through the
 :class:`~llm4cell.llm._runner.RequestRunner` (cache, retries, timeout). Ids answered
 exactly once with a valid item are accepted; every other id is asked again alone; a
 single id whose answer is still not valid gets ``repair_attempts`` follow-ups showing
@@ -22,7 +26,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
-from .._errors import BackendError
+from .._errors import BackendError, InputError
 from .._matcher import get_matcher
 from .._records import Annotation, Candidate, MarkerQuery
 from ..knowledge import UNKNOWN
@@ -43,8 +47,9 @@ from ._runner import RequestRunner, run_parallel
 
 __all__ = ["HybridAnnotator", "LLMAnnotator"]
 
-#: Bumped when the prompts change meaningfully (recorded in provenance).
-PROMPT_VERSION = 1
+#: Bumped when the prompts change meaningfully (recorded in provenance). 2: clusters are
+#: sent under the wire ids 1, 2, ... of their batch (:func:`wire_ids`), not the user's ids.
+PROMPT_VERSION = 2
 #: Markers per cluster shown to the model.
 PROMPT_GENES = 15
 _UNKNOWN_WORDS = {
@@ -52,6 +57,17 @@ _UNKNOWN_WORDS = {
     "unidentified", "unassigned", "unknown cell type", "unknown cell", "ambiguous",
 }
 Progress = Callable[[int, int], None]
+
+
+def wire_ids(batch: Sequence[MarkerQuery]) -> dict[str, MarkerQuery]:
+    """The ids a batch is sent under: ``"1"``, ``"2"``, ... in order, each to its query.
+
+    The user's ids are opaque strings (``"A"``, ``"A "`` and ``" A"`` are three clusters);
+    a model may trim, recase or renumber what it is shown. Short decimal tokens survive
+    any such normalisation unchanged and never collide, and the answer is mapped back to
+    the user's id exactly through this table (never by position).
+    """
+    return {str(k): q for k, q in enumerate(batch, start=1)}
 
 
 def _is_unknown(text: str) -> bool:
@@ -101,6 +117,8 @@ class LLMAnnotator:
 
     def _request(self, messages: list[tuple[str, str]], ids: Sequence[str] | None,
                  max_tokens: int) -> Completion:
+        """Send one request; a structured one (``ids``) is cached only when at least one
+        id got a valid answer, free text only when it is not empty."""
         schema = None
         if ids is not None:
             # Length bounds keep grammar-constrained local models from rambling; OpenAI's
@@ -112,7 +130,11 @@ class LLMAnnotator:
             messages=tuple(messages), max_tokens=max_tokens,
             temperature=self.options.temperature, seed=self.options.seed, schema=schema,
         )
-        return self.runner.complete(request)
+        if ids is None:
+            return self.runner.complete(request, accept=lambda c: bool(c.text.strip()))
+        asked = list(ids)
+        return self.runner.complete(
+            request, accept=lambda c: bool(self._parse(c, asked).answers))
 
     def _conversation(self, blocks: list[str], ids: list[str], hybrid: bool
                       ) -> tuple[list[tuple[str, str]], str]:
@@ -124,22 +146,25 @@ class LLMAnnotator:
             return [*first, ("assistant", thought), ("user", summary_prompt(ids))], thought
         return [("system", SYSTEM), ("user", task_prompt(blocks, ids, hybrid=hybrid))], ""
 
-    def _blocks(self, batch: Sequence[MarkerQuery],
+    def _blocks(self, wire: Mapping[str, MarkerQuery],
                 knowledge: Mapping[str, Annotation] | None) -> list[str]:
+        """The clusters as shown to the model, each under its wire id."""
+        shown = {w: q.model_copy(update={"id": w}) for w, q in wire.items()}
         if knowledge is None:
-            return [cluster_block(q, PROMPT_GENES) for q in batch]
-        return [hybrid_block(q, PROMPT_GENES, knowledge[q.id]) for q in batch]
+            return [cluster_block(shown[w], PROMPT_GENES) for w in wire]
+        return [hybrid_block(shown[w], PROMPT_GENES, knowledge[q.id]) for w, q in wire.items()]
 
     def _ask_batch(self, batch: Sequence[MarkerQuery],
                    knowledge: Mapping[str, Annotation] | None) -> dict[str, Annotation]:
-        ids = [q.id for q in batch]
-        messages, thought = self._conversation(self._blocks(batch, knowledge), ids,
+        wire = wire_ids(batch)
+        ids = list(wire)
+        messages, thought = self._conversation(self._blocks(wire, knowledge), ids,
                                                knowledge is not None)
         max_tokens = self.options.max_tokens * len(ids)
         done = self._request(messages, ids, max_tokens)
         parsed = self._parse(done, ids)
-        out = {i: self._to_annotation(q, parsed.answers[i], thought)
-               for q in batch if (i := q.id) in parsed.answers}
+        out = {q.id: self._to_annotation(q, parsed.answers[w], thought)
+               for w, q in wire.items() if w in parsed.answers}
         if parsed.extra_ids:
             self._count("extra_ids", len(parsed.extra_ids))
         if len(batch) > 1:
@@ -148,17 +173,18 @@ class LLMAnnotator:
                     self._count("reasked_alone")
                     out.update(self._ask_batch([q], knowledge))
             return out
-        q = batch[0]
+        ((w, q),) = wire.items()
         attempt = 0
         while q.id not in out:
-            problem = parsed.problems.get(q.id, "no usable answer")
+            problem = parsed.problems.get(w, "no usable answer")
             if attempt >= self.options.repair_attempts:
                 self._count("invalid")
                 out[q.id] = Annotation(
                     id=q.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
-                    evidence=(f"{self.name} ({self.options.strategy}): no valid answer after "
-                              f"{attempt + 1} attempt(s) ({problem}); answer began "
-                              f"{done.text[:120]!r}"),
+                    evidence=redact(
+                        f"{self.name} ({self.options.strategy}): no valid answer after "
+                        f"{attempt + 1} attempt(s) ({problem}; the model saw this cluster "
+                        f"as id {w!r}); answer began {done.text[:120]!r}"),
                     backend=self.name,
                 )
                 break
@@ -168,8 +194,8 @@ class LLMAnnotator:
                         ("user", repair_prompt(problem, ids))]
             done = self._request(messages, ids, max_tokens)
             parsed = self._parse(done, ids)
-            if q.id in parsed.answers:
-                out[q.id] = self._to_annotation(q, parsed.answers[q.id], thought)
+            if w in parsed.answers:
+                out[q.id] = self._to_annotation(q, parsed.answers[w], thought)
         return out
 
     def _parse(self, done: Completion, ids: list[str]) -> ParsedAnswers:
@@ -250,6 +276,11 @@ class LLMAnnotator:
             are in the cache and a re-run resumes from them.
         """
         queries = list(queries)
+        ids = [q.id for q in queries]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            msg = f"duplicate query ids {dup}; every group needs a unique id"
+            raise InputError(msg)
         size = self.options.batch_size
         batches = [queries[i : i + size] for i in range(0, len(queries), size)]
         with self._lock:
@@ -279,16 +310,17 @@ class LLMAnnotator:
         def one(q: MarkerQuery) -> Annotation:
             mine = own[q.id]
             shown = (f"{mine.label} ({mine.ontology_id})" if mine.ontology_id else "unknown")
-            prompt = discussion_prompt(q, PROMPT_GENES, shown, others[q.id])
+            ((w, _),) = wire_ids([q]).items()
+            prompt = discussion_prompt(q.model_copy(update={"id": w}), PROMPT_GENES, shown,
+                                       others[q.id])
             messages = [("system", SYSTEM), ("user", prompt)]
-            parsed = self._parse(self._request(messages, [q.id], self.options.max_tokens),
-                                 [q.id])
-            if q.id in parsed.answers:
-                return self._to_annotation(q, parsed.answers[q.id], "")
+            parsed = self._parse(self._request(messages, [w], self.options.max_tokens), [w])
+            if w in parsed.answers:
+                return self._to_annotation(q, parsed.answers[w], "")
             self._count("invalid_discussion")
             return mine.model_copy(update={
                 "evidence": f"{mine.evidence}; kept after an unusable discussion answer "
-                            f"({parsed.problems.get(q.id)})"})
+                            f"({parsed.problems.get(w)})"})
 
         try:
             return run_parallel(one, list(queries), self.runner.concurrency())

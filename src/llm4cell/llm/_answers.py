@@ -9,7 +9,9 @@ The schema sent with a request lists exactly the ids asked as required propertie
 server with constrained decoding (llama.cpp, OpenAI structured outputs, Anthropic tool
 input) cannot drop or invent one. Parsing never trusts that: every asked id must come
 back exactly once (duplicate JSON keys are detected, not silently overwritten), ids are
-matched as written (never by position), and each item is validated. Text without JSON
+opaque strings matched exactly as written (never by position, never after stripping
+spaces or changing case: ``"A "`` is not ``"A"``; an integer id in a list item, ``"id": 3``,
+is the string ``"3"``), and each item is validated. Text without JSON
 mode is searched for the JSON object (code fences and prose around it are tolerated);
 a list of items each carrying an ``"id"`` is accepted too.
 """
@@ -171,6 +173,19 @@ def _extract_json(text: str) -> Any:
 
 
 _ID_KEYS = ("id", "cluster", "cluster_id", "query_id")
+
+
+def _id_text(key: object) -> str:
+    """An id as given in a list item, as the exact string it stands for.
+
+    Strings are kept as written; integers (``3``, or ``3.0`` from a JSON number) are the
+    decimal string; anything else is its ``str``.
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, float) and key.is_integer():
+        return str(int(key))
+    return str(key)
 _ITEM_KEYS = {"cell_type", "celltype", "cell type", "label", "answer"}
 
 
@@ -206,16 +221,16 @@ def parse_answers(text: str, ids: list[str]) -> ParsedAnswers:
                     key = asked[0]
                 else:
                     continue  # an item without an id is never assigned by position
-            key = str(key).strip()
+            key = _id_text(key)
             if key in items:
                 duplicated.add(key)
             items[key] = item
     elif isinstance(data, dict):
-        duplicated.update(str(k).strip() for k in data.pop("\x00duplicates", []))
+        duplicated.update(data.pop("\x00duplicates", []))
         if len(asked) == 1 and _ITEM_KEYS & set(data) and asked[0] not in data:
             items[asked[0]] = data
         else:
-            items = {str(k).strip(): v for k, v in data.items()}
+            items = dict(data)
     else:
         out.problems = dict.fromkeys(asked, "the answer is not a JSON object")
         return out

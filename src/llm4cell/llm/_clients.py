@@ -3,8 +3,12 @@
 A client sends one :class:`ChatRequest` and returns one :class:`Completion`; it knows
 nothing of cells. Failures are sorted into :class:`TransientError` (rate limits, server
 errors, timeouts, lost connections: worth retrying) and :class:`PermanentError`
-(rejected key, unknown model, malformed request). Clients never retry by themselves
-(:mod:`llm4cell.llm._runner` does, with backoff) and never put a key into a message.
+(rejected key, unknown model, malformed request, a reply that is not JSON, such as a
+web page at the base URL). Clients never retry by themselves (:mod:`llm4cell.llm._runner`
+does, with backoff) and never put a key into a message: every error names the server by
+:func:`~llm4cell.llm._options.safe_url` and has the key cut out; ``secrets`` lists what
+the runner cuts out of response texts. A base URL holding credentials is refused
+(:func:`~llm4cell.llm._options.check_url`), wherever it comes from.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._errors import BackendError
-from ._options import LLMOptions, redact, safe_url
+from ._options import LLMOptions, check_url, redact, safe_url
 
 __all__ = [
     "AnthropicClient",
@@ -93,6 +97,7 @@ class ChatClient(Protocol):
     model: str
     endpoint: str
     max_concurrency: int | None
+    secrets: tuple[str, ...]  # cut out of every response text before it is kept
 
     def check(self) -> None:
         """Fail fast (:class:`~llm4cell.BackendError`) when the backend cannot answer."""
@@ -109,6 +114,21 @@ def _retry_after(headers: Any) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _count(value: object) -> int:
+    """A token count as a server gave it (anything else is 0)."""
+    try:
+        return max(0, int(value or 0))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+def check_url_env(var: str) -> str | None:
+    """The server address in the environment variable ``var`` (None when unset or empty),
+    refused when it holds credentials (:func:`~llm4cell.llm._options.check_url`)."""
+    value = os.environ.get(var) or None
+    return check_url(value, var) if value else None
 
 
 def _first_line(e: BaseException) -> str:
@@ -159,7 +179,7 @@ class OpenAIClient:
         openai = _need("openai", "llm")
         self.model = model
         self._openai = openai
-        base = options.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL
+        base = options.base_url or check_url_env("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL
         self.base_url = base.rstrip("/")
         self.endpoint = safe_url(self.base_url)
         env = options.api_key_env or "OPENAI_API_KEY"
@@ -177,6 +197,16 @@ class OpenAIClient:
     def _secret(self, text: str) -> str:
         return redact(text, (self._key,))
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key (cut out of response texts)."""
+        return (self._key,) if self._key else ()
+
+    def _not_api(self, what: str) -> str:
+        return (f"the server at {self.endpoint} answered {what} with something that is not "
+                "OpenAI-compatible JSON (a web page?); check --base-url / OPENAI_BASE_URL: "
+                "it usually ends in /v1")
+
     def check(self) -> None:
         """The key is present (for OpenAI itself), the server answers and serves the model."""
         if self._is_openai and not self._key:
@@ -185,7 +215,9 @@ class OpenAIClient:
             raise BackendError(msg)
         o = self._openai
         try:
-            models = [m.id for m in self._client.models.list(timeout=CHECK_TIMEOUT)]
+            models = [str(m.id) for m in self._client.models.list(timeout=CHECK_TIMEOUT)]
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            raise BackendError(self._not_api("/models")) from None
         except o.AuthenticationError:
             msg = (f"the server at {self.endpoint} rejected the API key; set a valid "
                    f"{self._key_env}")
@@ -198,7 +230,8 @@ class OpenAIClient:
         except o.APIStatusError:
             return  # no /models endpoint: the first request will tell
         if models and self.model not in models:
-            shown = ", ".join(models[:8]) + (" ..." if len(models) > 8 else "")
+            shown = self._secret(", ".join(m[:60] for m in models[:8])) + \
+                (" ..." if len(models) > 8 else "")
             msg = (f"model {self.model!r} is not served at {self.endpoint} (it serves: {shown}); "
                    "name one of those")
             raise BackendError(msg)
@@ -264,6 +297,8 @@ class OpenAIClient:
                 kwargs = self._kwargs(request, timeout)
             try:
                 r = self._client.chat.completions.create(**kwargs)
+            except json.JSONDecodeError:
+                raise PermanentError(self._not_api("a chat request")) from None
             except o.APITimeoutError:
                 msg = f"the request timed out after {timeout:g} s"
                 raise TransientError(msg) from None
@@ -288,17 +323,31 @@ class OpenAIClient:
                     raise TransientError(text, _retry_after(e.response.headers)) from None
                 msg_0 = f"the server rejected the request ({text})"
                 raise PermanentError(msg_0) from None
-            choice = r.choices[0] if r.choices else None
-            text = (choice.message.content or "") if choice is not None else ""
-            usage = r.usage
-            return Completion(
-                text=text,
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                finish_reason=choice.finish_reason if choice is not None else None,
-            )
+            return self._completion(r)
         msg = f"the server at {self.endpoint} kept rejecting the request's parameters"
         raise PermanentError(msg)
+
+    def _completion(self, r: Any) -> Completion:
+        """A chat completion response as a :class:`Completion`.
+
+        The SDK does not validate what a server sends: a reply without a ``choices`` list
+        (a web page, another API's JSON) is refused; an empty list or a missing message
+        is an empty answer (the annotator then says why it is unusable).
+        """
+        choices = getattr(r, "choices", None)
+        if not isinstance(choices, list):
+            raise PermanentError(self._not_api("a chat request"))
+        choice = choices[0] if choices else None
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None)
+        usage = getattr(r, "usage", None)
+        finish = getattr(choice, "finish_reason", None)
+        return Completion(
+            text=content if isinstance(content, str) else "",
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", 0)),
+            finish_reason=finish if isinstance(finish, str) else None,
+        )
 
     @property
     def json_mode(self) -> str:
@@ -323,7 +372,7 @@ class AnthropicClient:
         anthropic = _need("anthropic", "llm")
         self.model = model
         self._anthropic = anthropic
-        base = options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_URL
+        base = options.base_url or check_url_env("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_URL
         self.endpoint = safe_url(base.rstrip("/"))
         env = options.api_key_env or "ANTHROPIC_API_KEY"
         self._key = options.api_key or os.environ.get(env) or None
@@ -339,6 +388,11 @@ class AnthropicClient:
 
     def _secret(self, text: str) -> str:
         return redact(text, (self._key,))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key (cut out of response texts)."""
+        return (self._key,) if self._key else ()
 
     def check(self) -> None:
         """The key is set and the API answers."""
@@ -383,6 +437,10 @@ class AnthropicClient:
         a = self._anthropic
         try:
             r = self._client.messages.create(**self.build(request), timeout=timeout)
+        except json.JSONDecodeError:
+            msg = (f"the server at {self.endpoint} did not answer with Anthropic API JSON (a "
+                   "web page?); check ANTHROPIC_BASE_URL")
+            raise PermanentError(msg) from None
         except a.APITimeoutError:
             msg = f"the request timed out after {timeout:g} s"
             raise TransientError(msg) from None
@@ -435,6 +493,7 @@ class LlamaCppClient:
     provider = "llamacpp"
     max_concurrency: int | None = 1
     json_mode = "json_object"
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, path: str, options: LLMOptions) -> None:
         self.path = Path(path).expanduser()

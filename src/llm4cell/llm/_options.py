@@ -12,7 +12,12 @@ A backend spec is one string (the ``--backend`` flag)::
 ``?key=value`` options override :class:`LLMOptions` for that one backend, e.g.
 ``openai:qwen2.5:7b?base_url=http://localhost:11434/v1&strategy=cot``. Keys are never
 accepted in a spec (specs end up in provenance records): name the environment variable
-that holds the key with ``api_key_env=VAR`` instead.
+that holds the key with ``api_key_env=VAR`` instead. Nor in a server address: a
+``base_url`` (in a spec, ``--base-url``, ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL`` or a
+bench config) with a user name or password (``user:KEY@host``), a credential-like query
+parameter (``?key=``, ``?token=``, ...) or anything shaped like a key is refused with one
+line that does not repeat it (:func:`url_problem`). Other query parameters (such as
+``api-version``) are allowed; :func:`safe_url` leaves them out of everything written.
 """
 
 from __future__ import annotations
@@ -24,18 +29,21 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from .._errors import BackendError
 
 __all__ = [
     "LLMOptions",
     "ParsedSpec",
+    "check_url",
     "default_cache_path",
     "parse_spec",
     "redact",
     "safe_url",
     "split_members",
+    "url_problem",
 ]
 
 Strategy = Literal["zero-shot", "cot"]
@@ -106,7 +114,9 @@ class LLMOptions(BaseModel):
         Display name of the backend in outputs (default: the spec).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # hide_input_in_errors: a refused value (a URL with a key) is never echoed by str(error)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True,
+                              hide_input_in_errors=True)
 
     strategy: Strategy = "zero-shot"
     batch_size: int = Field(5, ge=1, le=100)
@@ -130,6 +140,17 @@ class LLMOptions(BaseModel):
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     context_length: int = Field(4096, ge=512)
     name: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        problem = url_problem(v)
+        if problem is not None:
+            kind = "url_credentials"
+            raise PydanticCustomError(kind, url_message("base_url", problem))
+        return v
 
     def public(self) -> dict[str, object]:
         """The options as written to provenance records (no key, safe URL)."""
@@ -205,9 +226,12 @@ def parse_spec(spec: str) -> ParsedSpec:
         raise BackendError(msg)
     options: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
-        if key in ("api_key", "key", "token"):
+        if key in ("api_key", "key", "token") or redact(key) != key or redact(value) != value:
             msg = ("a backend spec must not hold a key (specs are written to outputs); put it "
                    "in an environment variable and name it with api_key_env=VAR")
+            raise BackendError(msg)
+        if key == "base_url" and (problem := url_problem(value)) is not None:
+            msg = url_message(f"base_url in the backend spec {kind}:...", problem)
             raise BackendError(msg)
         if key not in _SPEC_OPTIONS:
             msg = (f"unknown option {key!r} in backend spec {kind}:...; known: "
@@ -228,7 +252,10 @@ def merge_options(base: LLMOptions, overrides: dict[str, str]) -> LLMOptions:
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
-        msg = f"bad backend option {loc}={overrides.get(loc)!r}: {first['msg']}"
+        value = overrides.get(loc)
+        shown = "" if loc == "base_url" or value is None or redact(value) != value else \
+            f"={value!r}"
+        msg = f"bad backend option {loc}{shown}: {first['msg']}"
         raise BackendError(msg) from None
     if base.api_key is not None:
         merged.api_key = base.api_key
@@ -255,6 +282,67 @@ def safe_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+#: Query parameter names that carry credentials (matched anywhere in the name).
+_SECRET_PARAM = re.compile(
+    r"token|secret|passw|credential|session|bearer|cookie|auth|api.?key|"
+    r"(?:^|[^a-z])(?:key|sig|pwd|signature)(?:$|[^a-z])", re.IGNORECASE)
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` may not serve as a server address, or None when it may.
+
+    Refused: a user name or password (``user:KEY@host``), a query parameter whose name
+    says it holds a credential (``key``, ``api_key``, ``token``, ``sig``, ...), anything
+    shaped like an API key (``sk-...``) in the path, query or fragment, and a scheme other
+    than http(s). The reason never repeats the URL or the secret.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "is not a valid URL"
+    if "@" in parts.netloc:
+        return "holds a user name or password (user:password@host)"
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if redact(name) != name or redact(value) != value:
+            return "holds something shaped like a key in its query string"
+        if _SECRET_PARAM.search(name):
+            shown = f" {name!r}" if len(name) <= 24 and name.isprintable() and \
+                not set(name) & set("{}") else ""
+            return f"holds a credential in its query string (parameter{shown})"
+    if redact(parts.path) != parts.path or redact(parts.fragment) != parts.fragment:
+        return "holds something shaped like a key"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return _NOT_HTTP
+    return None
+
+
+_NOT_HTTP = "is not an http:// or https:// address"
+
+
+def url_message(where: str, problem: str) -> str:
+    """The one-line refusal of a server address (never repeating it)."""
+    if problem == _NOT_HTTP:
+        return f"{where} {problem}; write it as http://HOST:PORT/v1"
+    return (f"{where} {problem}; a URL must not carry a key (server addresses are written "
+            "to outputs and logs): put the key in an environment variable and name it with "
+            "api_key_env=VAR (--api-key-env VAR)")
+
+
+def check_url(url: str, where: str) -> str:
+    """``url`` when :func:`url_problem` finds nothing wrong with it.
+
+    Raises
+    ------
+    BackendError
+        Naming ``where`` (e.g. ``"OPENAI_BASE_URL"``) and the problem, not the URL.
+    """
+    problem = url_problem(url)
+    if problem is not None:
+        raise BackendError(url_message(where, problem))
+    return url
 
 
 _KEY_PATTERNS = re.compile(

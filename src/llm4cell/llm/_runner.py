@@ -4,8 +4,14 @@ token and cost accounting.
 :class:`RequestRunner` wraps one :class:`~llm4cell.llm._clients.ChatClient`. A request
 whose answer is in the cache is not sent. Otherwise it is sent with a per-request
 timeout; rate limits, server errors, timeouts and lost connections are retried with
-exponential backoff (honouring ``Retry-After``), and every response is cached as soon as
-it arrives, so a run that fails half-way resumes where it stopped.
+exponential backoff (honouring ``Retry-After``), and every usable response is cached as
+soon as it arrives, so a run that fails half-way resumes where it stopped.
+
+What is usable is the caller's to say (``accept``): an answer that did not validate is
+not cached (and a cached one that does not validate is asked again), so a run against a
+broken server, once the server is fixed, asks again instead of repeating ``unknown``.
+The client's secrets (its API key) are cut out of every response text before it is
+cached or returned, so a server that echoes the key cannot get it written anywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +32,9 @@ from .._errors import BackendError, InputError
 from ._cache import CachedResponse, ResponseCache, cache_key
 from ._clients import ChatClient, ChatRequest, Completion, PermanentError, TransientError
 from ._options import LLMOptions, default_cache_path
+
+#: Decides whether a response is usable (cached, served from the cache).
+Accept = Callable[[Completion], bool]
 
 __all__ = ["RequestRunner", "RunStats", "load_prices", "price_for", "run_parallel",
            "usage_totals"]
@@ -154,8 +163,19 @@ class RequestRunner:
             "model": self.client.model, **request.cache_payload(),
         })
 
-    def complete(self, request: ChatRequest) -> Completion:
+    def _clean(self, text: str) -> str:
+        """``text`` without the client's secrets (exact strings only: the text stays
+        parseable)."""
+        for secret in getattr(self.client, "secrets", ()):
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+    def complete(self, request: ChatRequest, accept: Accept | None = None) -> Completion:
         """The response to ``request``, from the cache or the server.
+
+        ``accept`` says whether a response is usable: only usable responses are cached,
+        and a cached response it refuses is asked again. Without it every response is.
 
         Raises
         ------
@@ -166,12 +186,23 @@ class RequestRunner:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                with self._lock:
-                    self.stats.cache_hits += 1
-                    self.stats.cached_prompt_tokens += hit.prompt_tokens
-                    self.stats.cached_completion_tokens += hit.completion_tokens
-                return Completion(hit.text, hit.prompt_tokens, hit.completion_tokens,
-                                  hit.finish_reason, cached=True)
+                done = Completion(self._clean(hit.text), hit.prompt_tokens,
+                                  hit.completion_tokens, hit.finish_reason, cached=True)
+                if accept is None or accept(done):
+                    with self._lock:
+                        self.stats.cache_hits += 1
+                        self.stats.cached_prompt_tokens += hit.prompt_tokens
+                        self.stats.cached_completion_tokens += hit.completion_tokens
+                    return done
+        result = self._send(request)
+        if self.cache is not None and (accept is None or accept(result)):
+            self.cache.put(key, self.client.provider, self.client.model, CachedResponse(
+                result.text, result.prompt_tokens, result.completion_tokens,
+                result.finish_reason))
+        return result
+
+    def _send(self, request: ChatRequest) -> Completion:
+        """Send ``request`` with retries and backoff; the response without secrets."""
         opts = self.options
         attempt = 0
         while True:
@@ -208,11 +239,7 @@ class RequestRunner:
             self.stats.answered += 1
             self.stats.prompt_tokens += result.prompt_tokens
             self.stats.completion_tokens += result.completion_tokens
-        if self.cache is not None:
-            self.cache.put(key, self.client.provider, self.client.model, CachedResponse(
-                result.text, result.prompt_tokens, result.completion_tokens,
-                result.finish_reason))
-        return result
+        return replace(result, text=self._clean(result.text))
 
     def cost(self) -> float | None:
         """USD spent on the sent requests (None without a price entry)."""
