@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from ._errors import InputError, Llm4cellError
+from ._errors import Llm4cellError
 from .cli import (
     _DEFAULT,
     ApiKeyEnvOpt,
@@ -30,7 +30,6 @@ from .cli import (
     RetriesOpt,
     SpeciesChoice,
     TimeoutOpt,
-    _fail,
     _llm_options,
     _usage_line,
     err,
@@ -44,6 +43,26 @@ puzzles_app = typer.Typer(
 )
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+
+
+def _fail(e: Llm4cellError, debug: bool) -> None:
+    """One line on stderr and exit code 2 (brackets in paths are shown, not read as markup)."""
+    from rich.markup import escape
+
+    from .cli import _fail as fail
+
+    if debug:
+        raise e
+    fail(Llm4cellError(escape(str(e))), debug)
+
+
+def _check_outputs(outputs: list[Path], inputs: list[tuple[str, Path | None]]) -> None:
+    """Before any work: no output is an input, and every output can be written."""
+    from ._bench_store import check_writable, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(outputs, inputs)
+    for path in outputs:
+        check_writable(path)
 
 
 def _bar() -> Progress:
@@ -79,10 +98,10 @@ def build_cmd(
 ) -> None:
     """Draw puzzles of N cells of N distinct types per donor from a labelled dataset."""
     try:
-        from ._io import check_output_path, read_data
+        from ._io import read_data
         from .puzzles import build_puzzles, write_puzzles
 
-        check_output_path(output, data)
+        _check_outputs([output], [("the data", data)])
         cols = [c.strip() for v in (context_cols or []) for c in v.split(",") if c.strip()]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -140,11 +159,11 @@ def solve_cmd(
 ) -> None:
     """Solve puzzles: knowledge (assignment), random, an LLM, hybrid: or consensus:."""
     try:
-        from ._io import check_output_path
         from ._puzzle_solvers import get_solver
         from .puzzles import read_puzzles, write_answers
 
-        check_output_path(output, puzzles_path)
+        _check_outputs([output], [("the puzzles", puzzles_path), ("--prices", prices),
+                                  ("--cache", cache)])
         puzzles = read_puzzles(puzzles_path)
         options = None
         if backend.strip().lower() not in ("knowledge", "random"):
@@ -196,22 +215,20 @@ def score_cmd(
 ) -> None:
     """Cell-level and batch-level accuracy, format compliance, uniqueness, by N."""
     try:
-        from ._io import check_output_path, write_csv, write_text
+        from ._bench_store import OutputSet
+        from ._io import write_csv, write_text
         from .puzzles import read_answers, score_puzzles
 
-        for path in (json_out, csv_out):
-            if path is not None:
-                check_output_path(path, answers_path)
-        if json_out is not None and csv_out is not None and json_out.resolve() == csv_out.resolve():
-            msg = "--json and --csv share one path; give different paths"
-            raise InputError(msg)
+        _check_outputs([p for p in (json_out, csv_out) if p is not None],
+                       [("the answers", answers_path)])
         answers = read_answers(answers_path)
         scores = score_puzzles(answers)
-        if json_out is not None:
-            write_text(scores.summary.reset_index().to_json(orient="records", indent=1),
-                       json_out)
-        if csv_out is not None:
-            write_csv(scores.per_cell, csv_out)
+        with OutputSet() as files:  # both files or neither
+            if json_out is not None:
+                write_text(scores.summary.reset_index().to_json(orient="records", indent=1),
+                           files.path(json_out))
+            if csv_out is not None:
+                write_csv(scores.per_cell, files.path(csv_out))
     except Llm4cellError as e:
         _fail(e, debug)
         return

@@ -67,13 +67,20 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._bench_store import ResultStore, now
-from ._errors import BackendError, InputError
+from ._bench_store import (
+    OutputSet,
+    ResultStore,
+    check_writable,
+    now,
+    refuse_overwriting_inputs,
+)
+from ._errors import BackendError, InputError, Llm4cellError
 from ._records import Annotation, MarkerQuery
 from .llm._runner import usage_totals
 
@@ -87,6 +94,42 @@ __all__ = ["BenchConfig", "BenchResult", "load_config", "run_bench"]
 Progress = Callable[[str, int, int], None]
 _CL = re.compile(r"CL[:_]\d{7}")
 BASELINES = ("random", "most-frequent")
+#: Every file a bench writes in its output folder (the store's journal files included).
+OUTPUT_NAMES = ("results.sqlite", "results.sqlite-wal", "results.sqlite-shm",
+                "results.sqlite-journal", "items.csv", "leaderboard.csv", "leaderboard.md",
+                "agreement.png", "reliability.png", "puzzles_by_n.png", "report.html")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
+
+
+def _redact_urls(text: str) -> str:
+    """``text`` with every URL that holds user info, a query or a fragment made safe.
+
+    Such URLs may carry credentials (``http://user:KEY@host``, ``?api_key=...``); they
+    are cut to scheme, host, port and path before anything is written or shown.
+    """
+    from .llm._options import safe_url
+
+    def fix(m: re.Match[str]) -> str:
+        url = m.group(0)
+        try:
+            parts = urlsplit(url)
+            risky = bool(parts.username or parts.password or parts.query or parts.fragment)
+        except ValueError:
+            return "<invalid url>"
+        return safe_url(url) if risky else url
+
+    return _URL.sub(fix, text)
+
+
+def _redact_tree(value: Any) -> Any:
+    """A JSON-like value with :func:`_redact_urls` applied to every string in it."""
+    if isinstance(value, str):
+        return _redact_urls(value)
+    if isinstance(value, dict):
+        return {k: _redact_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_tree(v) for v in value]
+    return value
 
 
 class _Strict(BaseModel):
@@ -111,11 +154,23 @@ class AnnotatorConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _no_key(self) -> AnnotatorConfig:
+    def _valid_options(self) -> AnnotatorConfig:
+        from .llm._options import LLMOptions
+
         if "api_key" in self.options:
             msg = ("api_key may not be written in a config file; put the key in an "
                    "environment variable and name it with api_key_env")
             raise ValueError(msg)
+        # the options are LLMOptions fields, checked (base_url included) before any work;
+        # the message names the option, never its value (a URL may hold credentials)
+        try:
+            LLMOptions.model_validate(dict(self.options))
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err.get("loc", ()))
+            what = _redact_urls(str(err.get("msg", "")).removeprefix("Value error, "))
+            msg = f"options.{where}: {what}" if where else f"options: {what}"
+            raise ValueError(msg) from None
         return self
 
 
@@ -205,35 +260,32 @@ def load_config(path: str | os.PathLike[str]) -> tuple[BenchConfig, str]:
         For missing files, syntax errors and invalid entries (the message names them).
     """
     p = Path(path)
+    if p.is_dir():
+        msg = f"the config {str(p)!r} is a folder; give the .toml or .yaml file"
+        raise InputError(msg)
     if not p.is_file():
         msg = f"cannot read {str(p)!r}: no such file; check the path"
         raise InputError(msg)
-    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        msg = f"the config {str(p)!r} must end in .toml, .yaml or .yml"
+        raise InputError(msg)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        msg = f"the config {str(p)!r} is not UTF-8 text; give a TOML or YAML file"
+        raise InputError(msg) from None
+    except OSError as e:
+        msg = f"cannot read {str(p)!r}: {e.strerror or type(e).__name__}; check the file"
+        raise InputError(msg) from None
     if not text.strip():
         msg = (f"the config {str(p)!r} is empty; see docs/arena.md or benchmarks/arena.toml "
                "for an example")
         raise InputError(msg)
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                msg = "reading a YAML config needs PyYAML: pip install pyyaml, or use TOML"
-                raise InputError(msg) from None
-            data = yaml.safe_load(text)
-        elif suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            msg = f"the config {str(p)!r} must end in .toml, .yaml or .yml"
-            raise InputError(msg)
-    except (tomllib.TOMLDecodeError, ValueError) as e:
-        if isinstance(e, InputError):
-            raise
-        msg = f"cannot parse {str(p)!r}: {' '.join(str(e).split())}"
-        raise InputError(msg) from None
+    data = _parse_yaml(text, p) if suffix in (".yaml", ".yml") else _parse_toml(text, p)
     if not isinstance(data, dict):
-        msg = f"the config {str(p)!r} must be a table of [bench], [[annotators]], [[datasets]]"
+        msg = (f"the config {str(p)!r} must be a table of bench, annotators and datasets "
+               "(see docs/arena.md)")
         raise InputError(msg)
     try:
         return BenchConfig.model_validate(data), text
@@ -242,6 +294,34 @@ def load_config(path: str | os.PathLike[str]) -> tuple[BenchConfig, str]:
         where = ".".join(str(x) for x in err.get("loc", ()))
         what = str(err.get("msg", "")).removeprefix("Value error, ")
         msg = f"{p.name}: {where}: {what}" if where else f"{p.name}: {what}"
+        raise InputError(msg) from None
+
+
+def _parse_toml(text: str, p: Path) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = f"cannot parse {str(p)!r}: {' '.join(str(e).split())}; fix the TOML"
+        raise InputError(msg) from None
+
+
+def _parse_yaml(text: str, p: Path) -> Any:
+    """YAML through ``yaml.safe_load``: tags such as ``!!python/...`` are refused, never run."""
+    try:
+        import yaml
+    except ImportError:
+        msg = "reading a YAML config needs PyYAML: pip install pyyaml, or use TOML"
+        raise InputError(msg) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(e, yaml.constructor.ConstructorError):
+            problem = (f"{problem}; only plain YAML is read (tags such as !!python/... are "
+                       "refused)")
+        msg = f"cannot parse {str(p)!r}{where}: {' '.join(str(problem).split())}"
         raise InputError(msg) from None
 
 
@@ -283,9 +363,31 @@ class _Dataset:
         return self.config.kind
 
 
-def _resolve_path(raw: str, base: Path) -> Path:
-    p = Path(os.path.expanduser(raw))
-    return p if p.is_absolute() else (base / p)
+def _resolve_path(raw: str, base: Path, what: str = "the path") -> Path:
+    """A config path: relative to the config's folder, or absolute as written.
+
+    Raises
+    ------
+    InputError
+        For a relative path that climbs out of the config's folder with ``..``.
+    """
+    text = os.path.expanduser(raw)
+    if Path(text).is_absolute():
+        return Path(text)
+    norm = os.path.normpath(text) if text else "."
+    if norm == os.pardir or norm.startswith(os.pardir + os.sep):
+        msg = (f"{what} {raw!r} climbs out of the config's folder with '..'; paths in a "
+               "config are relative to its folder: move the file under it or write an "
+               "absolute path")
+        raise InputError(msg)
+    return base / norm
+
+
+def _dataset_path(cfg: DatasetConfig, base: Path) -> Path | None:
+    """The file of a dataset (None for ``scanpy:`` data)."""
+    if cfg.path.startswith("scanpy:"):
+        return None
+    return _resolve_path(cfg.path, base, f"dataset {cfg.name!r}: path")
 
 
 def _truth_ids(value: object, tissue: str | None) -> list[str]:
@@ -353,29 +455,30 @@ def _load_markers(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
     return _Dataset(cfg, units, [(lab, tid, float(w)) for (lab, tid), w in vocab.items()])
 
 
-def _read_h5ad(path_text: str, base: Path) -> Any:
+def _read_h5ad(cfg: DatasetConfig, base: Path) -> Any:
     from ._io import read_data
 
-    if path_text.startswith("scanpy:"):
+    path = _dataset_path(cfg, base)
+    if path is None:
         import scanpy as sc
 
-        name = path_text.split(":", 1)[1]
+        name = cfg.path.split(":", 1)[1]
         if name != "pbmc68k_reduced":
             msg = (f"only scanpy:pbmc68k_reduced ships inside scanpy (no download here); "
-                   f"got {path_text!r}: give a file path")
+                   f"got {cfg.path!r}: give a file path")
             raise InputError(msg)
         return sc.datasets.pbmc68k_reduced()
-    return read_data(_resolve_path(path_text, base))
+    return read_data(path)
 
 
-def _fingerprint(path_text: str, base: Path) -> str:
+def _fingerprint(cfg: DatasetConfig, base: Path) -> str:
     """What identifies the data behind a dataset (an edited file gets new run keys)."""
-    if path_text.startswith("scanpy:"):
+    path = _dataset_path(cfg, base)
+    if path is None:
         from importlib import metadata
 
-        return f"{path_text}@scanpy-{metadata.version('scanpy')}"
-    p = _resolve_path(path_text, base)
-    st = p.stat()
+        return f"{cfg.path}@scanpy-{metadata.version('scanpy')}"
+    st = path.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
@@ -387,7 +490,7 @@ def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        adata = _read_h5ad(cfg.path, base)
+        adata = _read_h5ad(cfg, base)
     label_col = str(cfg.label_col)
     for col, what in ((label_col, "label_col"), (cfg.groupby, "groupby")):
         if col is not None and col not in adata.obs.columns:
@@ -448,7 +551,7 @@ def _load_puzzles(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            adata = _read_h5ad(cfg.path, base)
+            adata = _read_h5ad(cfg, base)
         puzzles = build_puzzles(
             adata, label_col=str(cfg.label_col), donor_col=cfg.donor_col,
             batch_col=cfg.batch_col, context_cols=cfg.context_cols,
@@ -457,8 +560,8 @@ def _load_puzzles(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
             species=cfg.species, layer=cfg.layer, source=Path(cfg.path).name,
         )
     else:
-        path = _resolve_path(cfg.path, base)
-        if not path.is_file():
+        path = _dataset_path(cfg, base)
+        if path is None or not path.is_file():
             msg = f"dataset {cfg.name!r}: cannot read {str(path)!r}: no such file; check path"
             raise InputError(msg)
         puzzles = read_puzzles(path)
@@ -494,15 +597,15 @@ def _load_dataset_unnamed(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset
     elif cfg.kind == "puzzles":
         ds = _load_puzzles(cfg, base, seed)
     else:
-        path = _resolve_path(cfg.path, base)
-        if not path.is_file():
+        path = _dataset_path(cfg, base)
+        if path is None or not path.is_file():
             msg = f"dataset {cfg.name!r}: cannot read {str(path)!r}: no such file; check path"
             raise InputError(msg)
         ds = _load_markers(cfg, path, seed)
     if not ds.units:
         msg = f"dataset {cfg.name!r} holds no items to score; check its file and filters"
         raise InputError(msg)
-    ds.fingerprint = _fingerprint(cfg.path, base)
+    ds.fingerprint = _fingerprint(cfg, base)
     return ds
 
 
@@ -517,9 +620,29 @@ class _Entrant:
     backend: str
     options: dict[str, Any]
     baseline: bool = False
+    cache_path: Path | None = None  # options.cache_path resolved against the config folder
 
     def key_payload(self) -> dict[str, Any]:
         return {"backend": self.backend, "options": self.options}
+
+    def public_payload(self) -> dict[str, Any]:
+        """The key payload as stored and shown: URLs without credentials."""
+        return _redact_tree(self.key_payload())
+
+    def llm_options(self) -> Any:
+        """The LLMOptions of this annotator (validated; the config's cache path resolved)."""
+        from .llm._options import LLMOptions
+
+        data = {**self.options, "name": self.name}
+        if self.cache_path is not None:
+            data["cache_path"] = self.cache_path
+        try:
+            return LLMOptions.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err.get("loc", ()))
+            msg = f"annotator {self.name!r}: options.{where}: {_redact_urls(str(err['msg']))}"
+            raise InputError(msg) from None
 
 
 def _entrants(cfg: BenchConfig) -> list[_Entrant]:
@@ -530,7 +653,7 @@ def _entrants(cfg: BenchConfig) -> list[_Entrant]:
             opts = dict(a.options)
             if s is not None:
                 opts["strategy"] = s
-            base = a.name or a.backend
+            base = _redact_urls(a.name or a.backend)
             name = f"{base} ({s})" if s is not None and len(strategies) > 1 else base
             out.append(_Entrant(name=name, backend=a.backend, options=opts))
     names = [e.name for e in out]
@@ -599,7 +722,7 @@ def _build(entrant: _Entrant, dataset: _Dataset, seed: int, check: bool) -> Any:
     """The annotator (or puzzle solver) of an entrant for a dataset."""
     if entrant.baseline and entrant.backend in BASELINES:
         return _VocabBaseline(entrant.backend, dataset, seed)
-    opts = {**entrant.options, "name": entrant.name} if entrant.backend != "knowledge" else None
+    opts = entrant.llm_options() if entrant.backend != "knowledge" else None
     if dataset.config.kind == "puzzles":
         from ._puzzle_solvers import get_solver
 
@@ -753,8 +876,9 @@ def _run_one(store: ResultStore, run_key: str, entrant: _Entrant, ds: _Dataset, 
                     r[k] = delta[k] * unit_share
             r["cost_usd"] = delta["cost_usd"] * unit_share
             r["latency_s"] = took * unit_share
-            r.update(run_key=run_key, annotator=entrant.name, backend=entrant.backend,
-                     dataset=ds.config.name, kind=kind, created=created)
+            r.update(run_key=run_key, annotator=entrant.name,
+                     backend=_redact_urls(entrant.backend), dataset=ds.config.name, kind=kind,
+                     created=created)
             if entrant.baseline and entrant.backend in BASELINES:
                 r["confidence"] = None  # baselines state no confidence
         store.add(rows)
@@ -788,11 +912,61 @@ def run_bench(
     Raises
     ------
     InputError
-        For bad configs and datasets (before any annotator runs).
+        For bad configs and datasets, paths that climb out of the config's folder, an
+        output folder that cannot be written or would overwrite an input (all before
+        any annotator runs).
     BackendError
         For unknown backends (before any work) and LLM failures mid-run (the finished
         chunks are stored: re-run the same command to resume).
+
+    Notes
+    -----
+    Messages never hold a URL's credentials: they are cut out of every error, output
+    file and store record.
     """
+    try:
+        return _run_bench(config, output=output, progress=progress, check=check)
+    except Llm4cellError as e:
+        text = _redact_urls(str(e))
+        if text == str(e):
+            raise
+        raise type(e)(text) from None
+
+
+def _plan_paths(cfg: BenchConfig, config: Path, output: str | os.PathLike[str] | None,
+                entrants: list[_Entrant]) -> Path:
+    """Resolve and check every path before any work; return the output folder.
+
+    Config paths are relative to the config's folder (absolute ones as written, ``..``
+    refused); the output folder must be writable and no output may be an input.
+    """
+    base = config.resolve().parent
+    out_dir = (Path(output) if output is not None
+               else _resolve_path(cfg.bench.output, base, "[bench] output"))
+    inputs: list[tuple[str, Path | None]] = [("the config", config)]
+    inputs += [(f"dataset {d.name!r}", _dataset_path(d, base)) for d in cfg.datasets]
+    for e in entrants:
+        raw = e.options.get("cache_path")
+        if raw:
+            e.cache_path = _resolve_path(str(raw), base, f"annotator {e.name!r}: cache_path")
+            inputs.append((f"the cache of annotator {e.name!r}", e.cache_path))
+    check_writable(out_dir, folder=True)
+    refuse_overwriting_inputs([out_dir / n for n in OUTPUT_NAMES], inputs)
+    for name in OUTPUT_NAMES:
+        if (out_dir / name).is_dir():
+            msg = (f"the output {str(out_dir / name)!r} is a folder; move it away or choose "
+                   "another output folder")
+            raise InputError(msg)
+    return out_dir
+
+
+def _run_bench(
+    config: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None,
+    progress: Progress | None,
+    check: bool,
+) -> BenchResult:
     from ._bench_report import (
         leaderboard,
         leaderboard_markdown,
@@ -805,12 +979,9 @@ def run_bench(
 
     cfg, text = load_config(config)
     base = Path(config).resolve().parent
-    out_dir = Path(output) if output is not None else _resolve_path(cfg.bench.output, base)
-    if out_dir.exists() and not out_dir.is_dir():
-        msg = f"the output {str(out_dir)!r} is a file; give a folder"
-        raise InputError(msg)
     seed = cfg.bench.seed
     entrants = _entrants(cfg)
+    out_dir = _plan_paths(cfg, Path(config), output, entrants)
     datasets = [_load_dataset(d, base, seed) for d in cfg.datasets]
     # build every runner first: unknown backends, keys and servers fail before any work
     runners = {(e.name, ds.config.name): _build(e, ds, seed, check)
@@ -842,9 +1013,9 @@ def run_bench(
 
             if progress is not None:
                 progress(label, done_count, total)
-            store.record_run(key, e.name, ds.config.name, {
-                "annotator": e.key_payload(), "dataset": ds.config.model_dump()},
-                None, len(ds.units), complete=False)
+            run_config = {"annotator": e.public_payload(), "dataset": ds.config.model_dump()}
+            store.record_run(key, e.name, ds.config.name, run_config, None, len(ds.units),
+                             complete=False)
             try:
                 _run_one(store, key, e, ds, runner, todo, cfg.bench.chunk_size, tick)
             except BackendError as err:
@@ -852,9 +1023,8 @@ def run_bench(
                 msg = (f"{label}: {err}; {stored} finished items are stored in "
                        f"{store.path}: re-run the same command to resume")
                 raise BackendError(msg) from None
-            store.record_run(key, e.name, ds.config.name, {
-                "annotator": e.key_payload(), "dataset": ds.config.model_dump()},
-                runner.provenance(), len(ds.units), complete=True)
+            store.record_run(key, e.name, ds.config.name, run_config,
+                             _redact_tree(runner.provenance()), len(ds.units), complete=True)
         keys = [k for k, *_ in plan]
         items = store.items(keys)
         prov = store.provenance(keys)
@@ -874,22 +1044,30 @@ def run_bench(
     ).reset_index(drop=True)
     board = leaderboard(items)
     outputs: dict[str, Path] = {"store": out_dir / "results.sqlite"}
-    outputs["items"] = write_csv(items.drop(columns=["run_key"]), out_dir / "items.csv")
-    outputs["leaderboard_csv"] = write_csv(board, out_dir / "leaderboard.csv")
-    outputs["leaderboard_md"] = write_text(leaderboard_markdown(board, title=cfg.bench.name),
-                                           out_dir / "leaderboard.md")
-    figures: dict[str, Path | None] = {
-        "Agreement by annotator and dataset": plot_agreement(items, out_dir / "agreement.png"),
-        "Reliability (confidence vs agreement)": plot_reliability(
-            items, out_dir / "reliability.png"),
-        "Puzzle accuracy by N": plot_puzzle_accuracy(items, out_dir / "puzzles_by_n.png"),
-    }
-    for name, path in figures.items():
-        if path is not None:
-            outputs[name] = path
-    outputs["report"] = write_html_report(
-        out_dir / "report.html", title=cfg.bench.name, board=board, items=items,
-        config_text=text, figures=figures, provenance=prov,
-    )
+    # the files are written all or nothing: each to a temporary file, renamed at the end
+    with OutputSet() as files:
+        write_csv(items.drop(columns=["run_key"]), files.path(out_dir / "items.csv"))
+        write_csv(board, files.path(out_dir / "leaderboard.csv"))
+        write_text(leaderboard_markdown(board, title=cfg.bench.name),
+                   files.path(out_dir / "leaderboard.md"))
+        outputs.update(items=out_dir / "items.csv", leaderboard_csv=out_dir / "leaderboard.csv",
+                       leaderboard_md=out_dir / "leaderboard.md")
+        plots = {
+            "Agreement by annotator and dataset": ("agreement.png", plot_agreement),
+            "Reliability (confidence vs agreement)": ("reliability.png", plot_reliability),
+            "Puzzle accuracy by N": ("puzzles_by_n.png", plot_puzzle_accuracy),
+        }
+        figures: dict[str, Path | None] = {}
+        for caption, (name, plot) in plots.items():
+            figures[caption] = plot(items, files.path(out_dir / name))
+            if figures[caption] is None:
+                files.drop(out_dir / name)
+            else:
+                outputs[caption] = out_dir / name
+        write_html_report(
+            files.path(out_dir / "report.html"), title=cfg.bench.name, board=board,
+            items=items, config_text=_redact_urls(text), figures=figures, provenance=prov,
+        )
+        outputs["report"] = out_dir / "report.html"
     skipped = sum(s for *_, s in plan)
     return BenchResult(items, board, outputs, computed, skipped)

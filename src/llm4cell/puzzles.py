@@ -473,8 +473,17 @@ def _from_cello1(rec: Mapping[str, Any], index: int, source: str) -> Puzzle:
     )
 
 
-def _records(path: Path) -> list[tuple[int, Any]]:
+#: What each reader expects, for the message when it is given another kind of file.
+_EXPECTED = {
+    "puzzles": ("a puzzles file (llm4cell JSON Lines, or Cell-o1 JSON/JSONL/Parquet); "
+                "to draw puzzles from labelled data use `llm4cell puzzles build`"),
+    "answers": "the answers JSONL written by `llm4cell puzzles solve`",
+}
+
+
+def _records(path: Path, what: str = "puzzles") -> list[tuple[int, Any]]:
     """(line number, JSON value) for a JSON Lines, JSON array or Parquet file."""
+    expected = _EXPECTED.get(what, "a JSON Lines file")
     if path.suffix.lower() == ".parquet":
         try:
             df = pd.read_parquet(path)
@@ -482,8 +491,17 @@ def _records(path: Path) -> list[tuple[int, Any]]:
             msg = (f"reading {str(path)!r} needs a Parquet engine: pip install pyarrow, or "
                    "convert the file to JSON Lines")
             raise InputError(msg) from None
+        except Exception as e:  # the engines raise their own types for a bad file
+            msg = (f"{str(path)!r} is not a readable Parquet file ({type(e).__name__}); "
+                   f"give {expected}")
+            raise InputError(msg) from None
         return [(i + 1, rec) for i, rec in enumerate(df.to_dict(orient="records"))]
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        kind = "an .h5ad file" if path.suffix.lower() == ".h5ad" else "not UTF-8 text"
+        msg = f"{str(path)!r} is {kind}, not {what}; give {expected}"
+        raise InputError(msg) from None
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
@@ -505,10 +523,13 @@ def _records(path: Path) -> list[tuple[int, Any]]:
 
 def _open_records(path: str | os.PathLike[str], what: str) -> tuple[Path, list[tuple[int, Any]]]:
     p = Path(path)
+    if p.is_dir():
+        msg = f"{str(p)!r} is a folder; give {_EXPECTED.get(what, 'a file')}"
+        raise InputError(msg)
     if not p.is_file():
         msg = f"cannot read {str(p)!r}: no such file; check the path"
         raise InputError(msg)
-    recs = _records(p)
+    recs = _records(p, what)
     if not recs:
         msg = f"{str(p)!r} holds no {what}; give a non-empty file"
         raise InputError(msg)
@@ -539,12 +560,14 @@ def read_puzzles(path: str | os.PathLike[str]) -> list[Puzzle]:
             msg = f"{p.name} record {lineno} is not a JSON object; one puzzle per line"
             raise InputError(msg)
         try:
-            if "cells" in rec:
+            if isinstance(rec.get("cells"), list):
                 rec = {**rec, "cells": [
                     c if isinstance(c, dict) else {"id": f"cell{i + 1}", "genes": c}
                     for i, c in enumerate(rec["cells"])
                 ]}
                 puzzle = Puzzle.model_validate(rec)
+            elif "cells" in rec:
+                puzzle = Puzzle.model_validate(rec)  # fails: cells must be a list
             else:
                 puzzle = _from_cello1(rec, len(puzzles), p.name)
         except ValidationError as e:
