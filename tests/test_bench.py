@@ -8,6 +8,7 @@ llama.cpp server that is stopped mid-run to test resuming.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -438,3 +439,124 @@ def test_a_truth_naming_several_terms_counts_the_best_one():
     assert table.at[0, "agreement"] == 1.0
     assert table.at[1, "agreement"] == 0.0
     assert np.isnan(table.at[2, "agreement"])
+
+
+# ------------------------------------------------------------- credentials in URLs
+
+def test_credentials_in_urls_never_reach_outputs_store_or_stderr(tmp_path):
+    """A URL with user info or a query, anywhere in a config (a comment, a name), is cut to
+    scheme, host and path in the report, items, leaderboards, store and messages."""
+    secret = "hunter2-bench-5e1a"
+    url = f"http://user:{secret}@10.0.0.1:8080/v1?api_key={secret}"
+    (tmp_path / "markers.csv").write_text(MARKERS_CSV)
+    config = tmp_path / "bench.toml"
+    config.write_text(f'# the old server was {url}\n[bench]\noutput = "out"\n\n'
+                      f'[[annotators]]\nname = "kb via {url}"\nbackend = "knowledge"\n'
+                      + MARKERS_DS)
+    r = runner.invoke(app, ["bench", str(config)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert secret not in r.output
+    out = tmp_path / "out"
+    written = sorted(p.name for p in out.iterdir())
+    assert {"report.html", "items.csv", "leaderboard.csv", "results.sqlite"} <= set(written)
+    for path in out.iterdir():
+        assert secret.encode() not in path.read_bytes(), path.name
+    html = (out / "report.html").read_text()
+    assert "the old server was http://10.0.0.1:8080/v1" in html  # the rest of the text stays
+    assert "kb via http://10.0.0.1:8080/v1" in set(pd.read_csv(out / "items.csv")["annotator"])
+
+
+def test_base_url_with_credentials_is_refused_before_anything_is_written(tmp_path):
+    """bench passes annotator options through LLMOptions before any work (which refuses a
+    key in base_url); the message names the option, never its value."""
+    secret = "hunter2-bench-77c0"
+    (tmp_path / "markers.csv").write_text(MARKERS_CSV)
+    config = tmp_path / "bench.toml"
+    config.write_text(f'[bench]\noutput = "out"\n\n[[annotators]]\nbackend = "openai:m"\n'
+                      f'options = {{ base_url = "http://u:{secret}@127.0.0.1:9/v1" }}\n'
+                      + MARKERS_DS)
+    with pytest.raises(llm4cell.InputError, match=r"options\.base_url") as e:
+        run_bench(config, check=False)
+    assert secret not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ paths and outputs
+
+
+def test_paths_are_relative_to_the_config_folder_or_absolute_as_written(tmp_path,
+                                                                        monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "markers.csv").write_text(MARKERS_CSV)
+    folder = tmp_path / "cfg"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "m.csv").write_text(MARKERS_CSV)
+    config = folder / "bench.toml"
+    config.write_text(
+        '[bench]\noutput = "res/../out"\n'
+        + MARKERS_DS.replace("markers.csv", str(elsewhere / "markers.csv"))
+        + MARKERS_DS.replace('"mk"', '"mk2"').replace("markers.csv", "sub/x/../m.csv"))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    result = run_bench(config)
+    assert set(result.items["dataset"]) == {"mk", "mk2"}
+    assert (folder / "out" / "report.html").is_file()
+    assert not (tmp_path / "out").exists()
+
+
+def test_cache_path_is_relative_to_the_config_folder(tmp_path):
+    from llm4cell.bench import _entrants, _plan_paths, load_config
+
+    config = tmp_path / "bench.toml"
+    config.write_text('[[annotators]]\nbackend = "openai:m"\n'
+                      'options = { cache_path = "cache/llm.sqlite" }\n' + MARKERS_DS)
+    cfg, _ = load_config(config)
+    entrants = _entrants(cfg)
+    _plan_paths(cfg, config, None, entrants)
+    opts = next(e for e in entrants if e.backend == "openai:m").llm_options()
+    assert opts.cache_path == tmp_path / "cache" / "llm.sqlite"
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
+    """Temporaries named for a dead process go; those of a live process stay."""
+    import subprocess
+    import sys
+
+    config = write_inputs(tmp_path, HEADER + MARKERS_DS, puzzles=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = [out / f".items.csv.{dead}.abc123.tmp",
+             out / f"..report.html.{dead}.k9x_2z.tmp.q1w2e3.tmp"]
+    live = out / f".items.csv.{os.getppid()}.keepme.tmp"
+    for p in [*stale, live]:
+        p.write_text("half")
+    run_bench(config)
+    assert not any(p.exists() for p in stale)
+    assert live.exists()
+    assert {p.name for p in out.iterdir() if p.name.endswith(".tmp")} == {live.name}
+
+
+def test_a_failed_output_write_keeps_the_old_set_and_leaves_no_temporaries(tmp_path,
+                                                                           monkeypatch):
+    """A fake failure while writing the report (a real one cannot be provoked as root):
+    the new items and leaderboards must not replace the old set alone."""
+    import llm4cell._bench_report as report
+
+    config = write_inputs(tmp_path, HEADER + MARKERS_DS, puzzles=False)
+    out = tmp_path / "out"
+    run_bench(config)
+    old = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".sqlite"
+           and not p.name.startswith("results.sqlite")}
+    config.write_text(HEADER + MARKERS_DS + "limit = 3\n")  # a new set would differ
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "write_html_report", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_bench(config)
+    now = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".sqlite"
+           and not p.name.startswith("results.sqlite")}
+    assert now == old

@@ -957,6 +957,14 @@ def _plan_paths(cfg: BenchConfig, config: Path, output: str | os.PathLike[str] |
             msg = (f"the output {str(out_dir / name)!r} is a folder; move it away or choose "
                    "another output folder")
             raise InputError(msg)
+    store = out_dir / "results.sqlite"
+    if store.is_file() and store.stat().st_size > 0:
+        with store.open("rb") as fh:
+            head = fh.read(16)
+        if head != b"SQLite format 3\x00":
+            msg = (f"{str(store)!r} is not a bench store (not an SQLite file); move it away "
+                   "or choose another output folder")
+            raise InputError(msg)
     return out_dir
 
 
