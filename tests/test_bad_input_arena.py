@@ -106,6 +106,23 @@ def first_puzzle(change: Callable[[dict], object]) -> Setup:
     return setup
 
 
+def first_answer(change: Callable[[dict], object]) -> Setup:
+    def setup(d: Path) -> None:
+        lines = (d / "answers.jsonl").read_text().splitlines()
+        rec = json.loads(lines[0])
+        change(rec)
+        (d / "x.jsonl").write_text("\n".join([json.dumps(rec), *lines[1:]]) + "\n")
+    return setup
+
+
+def _short_prediction(rec: dict) -> None:
+    rec["prediction"] = rec["prediction"][:2]
+
+
+def _wrong_n(rec: dict) -> None:
+    rec["n"] = 99
+
+
 def _drop_answer(rec: dict) -> None:
     rec["answer"] = None
 
@@ -224,6 +241,11 @@ CASES: dict[str, tuple[list[str], Setup | None, str]] = {
     "score/input-empty": (["puzzles", "score", "e.jsonl", "--csv", "c.csv"],
                           write("e.jsonl", ""), "holds no answers"),
     "score/input-missing": (["puzzles", "score", "nope.jsonl"], None, "no such file"),
+    "score/prediction-shorter-than-n": (["puzzles", "score", "x.jsonl"],
+                                        first_answer(_short_prediction),
+                                        "prediction lists 2 entries"),
+    "score/n-not-the-candidates": (["puzzles", "score", "x.jsonl"], first_answer(_wrong_n),
+                                   "n is 99"),
     "score/json-is-input": ([*SCORE, "--json", "answers.jsonl"], None, "is the input file"),
     "score/csv-symlink-to-input": ([*SCORE, "--csv", "ln.csv"],
                                    symlink("ln.csv", "answers.jsonl"), "is the input file"),
@@ -254,6 +276,12 @@ CASES: dict[str, tuple[list[str], Setup | None, str]] = {
                            "datasets.0.kind"),
     "bench/no-truth-col": (BENCH, dataset(MK.replace('truth_col = "truth"\n', "")),
                            "needs truth_col"),
+    "bench/blank-dataset-name": (BENCH, dataset(MK.replace('"mk"', '""')), "datasets.0.name"),
+    "bench/negative-resolution": (BENCH, dataset(
+        'name = "h"\nkind = "h5ad"\npath = "data.h5ad"\nlabel_col = "truth"\n'
+        'level = "cell"\nresolution = -1\n'), "datasets.0.resolution"),
+    "bench/mouse-when-not-a-list": (BENCH, dataset(
+        MK + 'mouse_when = { column = "truth", values = 5 }\n'), "mouse_when needs"),
     "bench/duplicate-datasets": (BENCH, config('[[datasets]]\n' + MK + '[[datasets]]\n' + MK),
                                  "dataset names must be unique"),
     # ---- bench: paths

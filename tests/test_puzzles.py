@@ -501,3 +501,10 @@ def test_cli_score_bad_inputs(tmp_path, built):
     js = tmp_path / "s.json"
     assert_one_line_error(invoke("score", pz, "--json", js), "is not a puzzle answer")
     assert not js.exists()
+
+
+def test_puzzles_with_a_byte_order_mark_are_read(tmp_path, built):
+    path = write_puzzles(built[:2], tmp_path / "pz.jsonl")
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_puzzles(bom) == read_puzzles(path)

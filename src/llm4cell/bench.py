@@ -148,7 +148,7 @@ class BenchSettings(_Strict):
 class AnnotatorConfig(_Strict):
     """One ``[[annotators]]`` entry (expanded to one annotator per strategy)."""
 
-    name: str | None = None
+    name: str | None = Field(default=None, min_length=1)
     backend: str
     strategies: list[Literal["zero-shot", "cot"]] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
@@ -177,7 +177,7 @@ class AnnotatorConfig(_Strict):
 class DatasetConfig(_Strict):
     """One ``[[datasets]]`` entry."""
 
-    name: str
+    name: str = Field(min_length=1)
     kind: Literal["markers", "h5ad", "puzzles"]
     path: str
     # markers
@@ -192,7 +192,7 @@ class DatasetConfig(_Strict):
     label_id_col: str | None = None
     groupby: str | None = None
     level: Literal["cluster", "cell"] = "cluster"
-    resolution: float = 1.0
+    resolution: float = Field(default=1.0, gt=0)
     layer: str | None = None
     # puzzles drawn from labelled data (path to .h5ad or scanpy:...; needs label_col)
     donor_col: str | None = None
@@ -219,6 +219,15 @@ class DatasetConfig(_Strict):
             raise ValueError(msg)
         if self.name.strip().lower() == "overall":
             msg = "'overall' names the total; call the dataset something else"
+            raise ValueError(msg)
+        if not self.name.strip():
+            msg = "a dataset name may not be blank"
+            raise ValueError(msg)
+        if self.mouse_when is not None and not (
+                isinstance(self.mouse_when.get("column"), str)
+                and isinstance(self.mouse_when.get("values"), list)):
+            msg = ("mouse_when needs a column name and a list of values, e.g. "
+                   'mouse_when = { column = "dataset", values = ["MCA"] }')
             raise ValueError(msg)
         return self
 

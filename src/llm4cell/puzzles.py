@@ -177,6 +177,18 @@ class PuzzleAnswer(_Model):
     completion_tokens: int = 0
     latency_s: float = 0.0
 
+    @model_validator(mode="after")
+    def _sizes(self) -> PuzzleAnswer:
+        if len(self.candidates) != self.n:
+            msg = f"n is {self.n} but {len(self.candidates)} candidates are listed"
+            raise ValueError(msg)
+        for name in ("prediction", "answer", "confidence"):
+            value = getattr(self, name)
+            if value is not None and len(value) != self.n:
+                msg = f"{name} lists {len(value)} entries for {self.n} cells"
+                raise ValueError(msg)
+        return self
+
 
 # ---------------------------------------------------------------------------- building
 
@@ -497,7 +509,7 @@ def _records(path: Path, what: str = "puzzles") -> list[tuple[int, Any]]:
             raise InputError(msg) from None
         return [(i + 1, rec) for i, rec in enumerate(df.to_dict(orient="records"))]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is skipped
     except UnicodeDecodeError:
         kind = "an .h5ad file" if path.suffix.lower() == ".h5ad" else "not UTF-8 text"
         msg = f"{str(path)!r} is {kind}, not {what}; give {expected}"
