@@ -508,3 +508,19 @@ def test_puzzles_with_a_byte_order_mark_are_read(tmp_path, built):
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert read_puzzles(bom) == read_puzzles(path)
+
+
+def test_cli_solve_removes_temporaries_left_by_a_killed_writer(tmp_path, built):
+    """A temporary answers file of a dead process goes; nothing else is left beside it."""
+    import subprocess
+    import sys
+
+    pz = write_puzzles(built[:2], tmp_path / "pz.jsonl")
+    out = tmp_path / "ans.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".ans.jsonl.{dead}.x1y2z3.tmp"
+    stale.write_text('{"half": ')
+    r = invoke("solve", pz, "-o", out, "--backend", "random")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ans.jsonl", "pz.jsonl"]

@@ -30,6 +30,7 @@ from .cli import (
     RetriesOpt,
     SpeciesChoice,
     TimeoutOpt,
+    _fail,
     _llm_options,
     _usage_line,
     err,
@@ -43,17 +44,6 @@ puzzles_app = typer.Typer(
 )
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
-
-
-def _fail(e: Llm4cellError, debug: bool) -> None:
-    """One line on stderr and exit code 2 (brackets in paths are shown, not read as markup)."""
-    from rich.markup import escape
-
-    from .cli import _fail as fail
-
-    if debug:
-        raise e
-    fail(Llm4cellError(escape(str(e))), debug)
 
 
 def _check_outputs(outputs: list[Path], inputs: list[tuple[str, Path | None]]) -> None:
