@@ -186,7 +186,7 @@ CASES: dict[str, tuple[list[str], Setup | None, str]] = {
     "build/output-parent-is-file": ([*BUILD, "-o", "markers.csv/p.jsonl"], None,
                                     "is a file, not a folder"),
     "build/output-in-proc": ([*BUILD, "-o", "/proc/llm4cell/p.jsonl"], None,
-                             "is not writable"),
+                             "does not accept new files"),
     # ---- puzzles solve
     "solve/input-is-h5ad": (["puzzles", "solve", "data.h5ad", "-o", "a.jsonl"], None,
                             "is an .h5ad file, not puzzles"),
@@ -232,7 +232,7 @@ CASES: dict[str, tuple[list[str], Setup | None, str]] = {
     "solve/output-is-folder": ([*SOLVE, "-o", "."], None, "is a folder"),
     "solve/output-parent-is-file": ([*SOLVE, "-o", "markers.csv/a.jsonl"], None,
                                     "is a file, not a folder"),
-    "solve/output-in-proc": ([*SOLVE, "-o", "/proc/a.jsonl"], None, "is not writable"),
+    "solve/output-in-proc": ([*SOLVE, "-o", "/proc/a.jsonl"], None, "does not accept new files"),
     # ---- puzzles score
     "score/input-is-h5ad": (["puzzles", "score", "data.h5ad"], None,
                             "is an .h5ad file, not answers"),
@@ -255,7 +255,7 @@ CASES: dict[str, tuple[list[str], Setup | None, str]] = {
     "score/csv-parent-is-file": ([*SCORE, "--json", "s.json", "--csv", "markers.csv/c.csv"],
                                  None, "is a file, not a folder"),
     "score/csv-in-proc": ([*SCORE, "--json", "s.json", "--csv", "/proc/c.csv"], None,
-                          "is not writable"),
+                          "does not accept new files"),
     # ---- bench: the config itself
     "bench/config-missing": (["bench", "nope.toml"], None, "no such file"),
     "bench/config-empty": (BENCH, config(" \n"), "is empty"),
@@ -309,7 +309,7 @@ CASES: dict[str, tuple[list[str], Setup | None, str]] = {
     "bench/output-parent-is-file": (["bench", "bench.toml", "-o", "markers.csv/out"], None,
                                     "is a file, not a folder"),
     "bench/output-in-proc": (["bench", "bench.toml", "-o", "/proc/llm4cell_out"], None,
-                             "is not writable"),
+                             "does not accept new files"),
     "bench/output-file-is-folder": (BENCH, lambda d: (d / "out" / "report.html").mkdir(
         parents=True), "is a folder"),
     "bench/store-not-sqlite": (BENCH, write("out/results.sqlite", "not a database"),
@@ -428,7 +428,7 @@ def test_unwritable_folder_fails_before_the_work(inputs, tmp_path, monkeypatch, 
         (work / "ro").chmod(0o755)
     assert r.exit_code == 2, r.output
     lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and "is not writable" in lines[0], r.stderr
+    assert len(lines) == 1 and "does not accept new files" in lines[0], r.stderr
     assert _snapshot(work) == before
 
 

@@ -527,36 +527,42 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     out.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    stale = [out / f".items.csv.{dead}.abc123.tmp",
-             out / f"..report.html.{dead}.k9x_2z.tmp.q1w2e3.tmp"]
-    live = out / f".items.csv.{os.getppid()}.keepme.tmp"
+    stale = [out / f".items.csv.llm4cell-tmp-{dead}-0a1b2c3d",
+             out / f".report.html.llm4cell-tmp-{dead}-4e5f6a7b"]
+    live = out / f".items.csv.llm4cell-tmp-{os.getppid()}-8c9d0e1f"
     for p in [*stale, live]:
         p.write_text("half")
     run_bench(config)
     assert not any(p.exists() for p in stale)
     assert live.exists()
-    assert {p.name for p in out.iterdir() if p.name.endswith(".tmp")} == {live.name}
+    assert {p.name for p in out.iterdir() if "llm4cell-tmp" in p.name} == {live.name}
 
 
 def test_a_failed_output_write_keeps_the_old_set_and_leaves_no_temporaries(tmp_path,
                                                                            monkeypatch):
-    """A fake failure while writing the report (a real one cannot be provoked as root):
-    the new items and leaderboards must not replace the old set alone."""
-    import llm4cell._bench_report as report
+    """A fake full disk while writing the report, the last file of the set (a real one
+    cannot be provoked here): the new items and leaderboards must not replace the old
+    set alone, and the error is one llm4cell error, not a traceback."""
+    import errno
+
+    import llm4cell.bench as bench
 
     config = write_inputs(tmp_path, HEADER + MARKERS_DS, puzzles=False)
     out = tmp_path / "out"
     run_bench(config)
-    old = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".sqlite"
-           and not p.name.startswith("results.sqlite")}
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in out.iterdir()
+                if not p.name.startswith("results.sqlite")}
+
+    old = files()
     config.write_text(HEADER + MARKERS_DS + "limit = 3\n")  # a new set would differ
 
-    def broken(*args, **kwargs):
-        raise OSError("disk full")
+    def full_disk(path: Path, html: str) -> None:
+        path.write_text(html[:100])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(report, "write_html_report", broken)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(bench, "_write_html", full_disk)
+    with pytest.raises(llm4cell.Llm4cellError, match="No space left on device"):
         run_bench(config)
-    now = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".sqlite"
-           and not p.name.startswith("results.sqlite")}
-    assert now == old
+    assert files() == old

@@ -519,7 +519,7 @@ def test_cli_solve_removes_temporaries_left_by_a_killed_writer(tmp_path, built):
     out = tmp_path / "ans.jsonl"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    stale = tmp_path / f".ans.jsonl.{dead}.x1y2z3.tmp"
+    stale = tmp_path / f".ans.jsonl.llm4cell-tmp-{dead}-0a1b2c3d"
     stale.write_text('{"half": ')
     r = invoke("solve", pz, "-o", out, "--backend", "random")
     assert r.exit_code == 0, r.output

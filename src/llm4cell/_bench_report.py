@@ -35,6 +35,7 @@ __all__ = [
     "plot_agreement",
     "plot_puzzle_accuracy",
     "plot_reliability",
+    "render_html_report",
     "write_html_report",
 ]
 
@@ -602,6 +603,32 @@ def write_html_report(
     ----------
     path
         Where to write the ``.html`` file.
+    title, board, items, config_text, figures, provenance
+        As for :func:`render_html_report`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    return write_text(render_html_report(
+        title=title, board=board, items=items, config_text=config_text, figures=figures,
+        provenance=provenance), path)
+
+
+def render_html_report(
+    *,
+    title: str,
+    board: pd.DataFrame,
+    items: pd.DataFrame,
+    config_text: str,
+    figures: Mapping[str, Path | None],
+    provenance: Mapping[str, Any],
+) -> str:
+    """The self-contained HTML report of a bench run, as text.
+
+    Parameters
+    ----------
     title
         Page title and heading.
     board
@@ -618,8 +645,8 @@ def write_html_report(
 
     Returns
     -------
-    pathlib.Path
-        ``path``.
+    str
+        The HTML document.
 
     Raises
     ------
@@ -650,4 +677,4 @@ between annotators; each cell is the prediction and its agreement.</p>
 </details>
 </body></html>
 """
-    return write_text(doc, path)
+    return doc

@@ -1,12 +1,11 @@
-"""The arena's files: the bench's result store and the checks and writes of output sets.
+"""The bench's result store, and the arena's check that no output is one of its inputs.
 
 The store holds one SQLite row per scored item per run, and run records. Rows are keyed
 by (run key, item id); a chunk of rows is committed in one transaction, so an interrupted
 bench keeps every finished chunk and a re-run skips what is stored.
 
-The output helpers serve ``llm4cell bench`` and ``llm4cell puzzles``: every output path is
-checked before any work (it can be written and it is none of the inputs), and a set of
-outputs is written all or nothing (:class:`OutputSet`).
+:func:`refuse_overwriting_inputs` serves ``llm4cell bench`` and ``llm4cell puzzles``; its
+message names which input an output would overwrite (a dataset, the config, a cache).
 """
 
 from __future__ import annotations
@@ -14,12 +13,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -27,13 +23,7 @@ import pandas as pd
 
 from ._errors import InputError
 
-__all__ = [
-    "OutputSet",
-    "ResultStore",
-    "check_writable",
-    "now",
-    "refuse_overwriting_inputs",
-]
+__all__ = ["ResultStore", "now", "refuse_overwriting_inputs"]
 
 
 _COLUMNS: dict[str, str] = {
@@ -136,50 +126,6 @@ def now() -> str:
 # ------------------------------------------------------------------ output checks
 
 
-def _existing_ancestor(path: Path) -> Path:
-    """The nearest ancestor of ``path`` (or ``path`` itself) that exists."""
-    p = path
-    while not os.path.lexists(p) and p != p.parent:
-        p = p.parent
-    return p
-
-
-def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> Path:
-    """Check, before any work, that ``path`` (a file, or a folder) can be written.
-
-    Nothing is left behind: a folder that does not exist yet is not created; the check
-    creates and removes one temporary file in the nearest existing folder.
-
-    Raises
-    ------
-    InputError
-        When ``path`` or one of its parents is of the wrong kind (a file where a folder is
-        needed or the reverse) or the nearest existing folder cannot be written.
-    """
-    p = Path(path).expanduser().absolute()
-    if folder and p.exists() and not p.is_dir():
-        msg = f"the output {str(path)!r} is a file; give a folder"
-        raise InputError(msg)
-    if not folder and p.is_dir():
-        msg = f"the output {str(path)!r} is a folder; give a file path"
-        raise InputError(msg)
-    where = p if folder and p.is_dir() else _existing_ancestor(p.parent)
-    if not where.is_dir():
-        msg = (f"cannot write {str(path)!r}: {str(where)!r} is a file, not a folder; "
-               "choose another output path")
-        raise InputError(msg)
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".llm4cell-write-check.", dir=where)
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        msg = (f"cannot write {str(path)!r}: the folder {str(where)!r} is not writable "
-               f"({reason}); choose another output path")
-        raise InputError(msg) from None
-    os.close(fd)
-    os.unlink(probe)
-    return Path(path)
-
-
 def _same(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True
@@ -204,118 +150,12 @@ def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
     Raises
     ------
     InputError
-        Naming the first output that is an input, or two outputs that are one file.
+        Naming the first output that is an input.
     """
-    outs = [Path(o) for o in outputs]
-    for i, out in enumerate(outs):
-        for what, src in inputs:
-            if src is not None and _same(out, Path(src)):
+    sources = [(what, Path(src)) for what, src in inputs if src is not None]
+    for out in map(Path, outputs):
+        for what, src in sources:
+            if _same(out, src):
                 msg = (f"the output {str(out)!r} is the input file {str(src)!r} ({what}); "
                        "llm4cell never overwrites its input: choose another output path")
                 raise InputError(msg)
-        for other in outs[:i]:
-            if _same(out, other):
-                msg = f"two outputs share the path {str(out)!r}; give them different paths"
-                raise InputError(msg)
-
-
-# ------------------------------------------------------------------- output sets
-
-#: Temporary files of an output set are ``.NAME.PID.RANDOM.tmp`` beside the target (a
-#: writer using :func:`llm4cell._io.atomic_path` on one adds ``.RANDOM.tmp`` and a dot).
-_TMP_REST = re.compile(r"^(?P<pid>\d+)\.\w+\.tmp(\.\w+\.tmp)?$")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(target: Path) -> list[Path]:
-    """Remove the temporary files that a killed writer of ``target`` left beside it.
-
-    Only files named like this module's temporaries for ``target`` whose process is gone
-    are removed, so a concurrent writer's files are left alone.
-    """
-    removed = []
-    folder = target.parent
-    if not folder.is_dir():
-        return removed
-    head = f"{target.name}."
-    for f in folder.iterdir():
-        name = f.name
-        if not (name.startswith(f".{head}") or name.startswith(f"..{head}")):
-            continue
-        m = _TMP_REST.match(name.lstrip(".")[len(head):])
-        if m and not _pid_alive(int(m["pid"])):
-            try:
-                f.unlink()
-                removed.append(f)
-            except OSError:
-                pass
-    return removed
-
-
-class OutputSet:
-    """Write several output files all or nothing.
-
-    ``path(target)`` gives a temporary file beside ``target`` to write; on leaving the
-    ``with`` block without an error every temporary file is renamed onto its target, and
-    on an error every one is removed, so the old outputs (if any) stay as they were.
-    """
-
-    def __init__(self) -> None:
-        self._tmp: dict[Path, Path] = {}
-
-    def path(self, target: str | os.PathLike[str]) -> Path:
-        """A new temporary path for ``target`` (created empty)."""
-        t = Path(target)
-        t.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(t)
-        fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.{os.getpid()}.", suffix=".tmp",
-                                   dir=t.parent)
-        os.close(fd)
-        self._tmp[t] = Path(tmp)
-        return Path(tmp)
-
-    def drop(self, target: str | os.PathLike[str]) -> None:
-        """Do not write ``target`` after all (its temporary file is removed)."""
-        tmp = self._tmp.pop(Path(target), None)
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-    def commit(self) -> list[Path]:
-        """Rename every temporary file onto its target; return the targets."""
-        umask = os.umask(0)
-        os.umask(umask)
-        for tmp in self._tmp.values():
-            os.chmod(tmp, 0o666 & ~umask)
-        done = []
-        for target, tmp in self._tmp.items():
-            os.replace(tmp, target)
-            done.append(target)
-        self._tmp.clear()
-        return done
-
-    def abort(self) -> None:
-        """Remove every temporary file."""
-        for tmp in self._tmp.values():
-            tmp.unlink(missing_ok=True)
-        self._tmp.clear()
-
-    def __enter__(self) -> OutputSet:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()

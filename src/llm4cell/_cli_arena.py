@@ -46,13 +46,15 @@ puzzles_app = typer.Typer(
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 
 
-def _check_outputs(outputs: list[Path], inputs: list[tuple[str, Path | None]]) -> None:
-    """Before any work: no output is an input, and every output can be written."""
-    from ._bench_store import check_writable, refuse_overwriting_inputs
+def _check_outputs(outputs: list[Path], inputs: list[tuple[str, Path | None]],
+                   flags: list[str]) -> None:
+    """Before any work: no output is an input (the message names which), no two outputs
+    are one file, none is a folder and each folder takes new files."""
+    from ._bench_store import refuse_overwriting_inputs
+    from ._io import check_outputs
 
     refuse_overwriting_inputs(outputs, inputs)
-    for path in outputs:
-        check_writable(path)
+    check_outputs(outputs, flags=flags)
 
 
 def _bar() -> Progress:
@@ -91,7 +93,7 @@ def build_cmd(
         from ._io import read_data
         from .puzzles import build_puzzles, write_puzzles
 
-        _check_outputs([output], [("the data", data)])
+        _check_outputs([output], [("the data", data)], ["-o"])
         cols = [c.strip() for v in (context_cols or []) for c in v.split(",") if c.strip()]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -153,7 +155,7 @@ def solve_cmd(
         from .puzzles import read_puzzles, write_answers
 
         _check_outputs([output], [("the puzzles", puzzles_path), ("--prices", prices),
-                                  ("--cache", cache)])
+                                  ("--cache", cache)], ["-o"])
         puzzles = read_puzzles(puzzles_path)
         options = None
         if backend.strip().lower() not in ("knowledge", "random"):
@@ -205,20 +207,21 @@ def score_cmd(
 ) -> None:
     """Cell-level and batch-level accuracy, format compliance, uniqueness, by N."""
     try:
-        from ._bench_store import OutputSet
-        from ._io import write_csv, write_text
+        from ._io import write_set
         from .puzzles import read_answers, score_puzzles
 
-        _check_outputs([p for p in (json_out, csv_out) if p is not None],
-                       [("the answers", answers_path)])
+        chosen = [(p, f) for p, f in ((json_out, "--json"), (csv_out, "--csv"))
+                  if p is not None]
+        _check_outputs([p for p, _ in chosen], [("the answers", answers_path)],
+                       [f for _, f in chosen])
         answers = read_answers(answers_path)
         scores = score_puzzles(answers)
-        with OutputSet() as files:  # both files or neither
-            if json_out is not None:
-                write_text(scores.summary.reset_index().to_json(orient="records", indent=1),
-                           files.path(json_out))
-            if csv_out is not None:
-                write_csv(scores.per_cell, files.path(csv_out))
+        summary = scores.summary.reset_index().to_json(orient="records", indent=1)
+        writers = {
+            "--json": lambda p: p.write_text(summary, encoding="utf-8"),
+            "--csv": lambda p: scores.per_cell.to_csv(p, index=False),
+        }
+        write_set([(p, writers[f]) for p, f in chosen])  # both files or neither
     except Llm4cellError as e:
         _fail(e, debug)
         return

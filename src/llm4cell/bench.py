@@ -73,13 +73,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._bench_store import (
-    OutputSet,
-    ResultStore,
-    check_writable,
-    now,
-    refuse_overwriting_inputs,
-)
+from ._bench_store import ResultStore, now, refuse_overwriting_inputs
 from ._errors import BackendError, InputError, Llm4cellError
 from ._records import Annotation, MarkerQuery
 from .llm._runner import usage_totals
@@ -949,6 +943,8 @@ def _plan_paths(cfg: BenchConfig, config: Path, output: str | os.PathLike[str] |
     Config paths are relative to the config's folder (absolute ones as written, ``..``
     refused); the output folder must be writable and no output may be an input.
     """
+    from ._io import check_outputs
+
     base = config.resolve().parent
     out_dir = (Path(output) if output is not None
                else _resolve_path(cfg.bench.output, base, "[bench] output"))
@@ -959,13 +955,12 @@ def _plan_paths(cfg: BenchConfig, config: Path, output: str | os.PathLike[str] |
         if raw:
             e.cache_path = _resolve_path(str(raw), base, f"annotator {e.name!r}: cache_path")
             inputs.append((f"the cache of annotator {e.name!r}", e.cache_path))
-    check_writable(out_dir, folder=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        msg = f"the output {str(out_dir)!r} is a file; give a folder"
+        raise InputError(msg)
     refuse_overwriting_inputs([out_dir / n for n in OUTPUT_NAMES], inputs)
-    for name in OUTPUT_NAMES:
-        if (out_dir / name).is_dir():
-            msg = (f"the output {str(out_dir / name)!r} is a folder; move it away or choose "
-                   "another output folder")
-            raise InputError(msg)
+    # none is a folder, and the folder (or its nearest existing parent) takes new files
+    check_outputs([out_dir / n for n in OUTPUT_NAMES])
     store = out_dir / "results.sqlite"
     if store.is_file() and store.stat().st_size > 0:
         with store.open("rb") as fh:
@@ -977,6 +972,61 @@ def _plan_paths(cfg: BenchConfig, config: Path, output: str | os.PathLike[str] |
     return out_dir
 
 
+def _write_html(path: Path, html: str) -> None:
+    path.write_text(html, encoding="utf-8")
+
+
+def _write_outputs(out_dir: Path, items: pd.DataFrame, board: pd.DataFrame, *, title: str,
+                   config_text: str, provenance: dict[str, Any]) -> dict[str, Path]:
+    """Write the output files all or nothing; name -> path of each (the store included).
+
+    The figures are drawn in a scratch folder first (only those that apply), then every
+    file goes to a temporary file beside its target and all are renamed at the end
+    (:func:`llm4cell._io.write_set`): a failure leaves the previous set as it was.
+    """
+    import shutil
+    import tempfile
+
+    from ._bench_report import (
+        leaderboard_markdown,
+        plot_agreement,
+        plot_puzzle_accuracy,
+        plot_reliability,
+        render_html_report,
+    )
+    from ._io import write_set
+
+    plots = {
+        "Agreement by annotator and dataset": ("agreement.png", plot_agreement),
+        "Reliability (confidence vs agreement)": ("reliability.png", plot_reliability),
+        "Puzzle accuracy by N": ("puzzles_by_n.png", plot_puzzle_accuracy),
+    }
+    table = items.drop(columns=["run_key"])
+    markdown = leaderboard_markdown(board, title=title)
+    with tempfile.TemporaryDirectory(prefix="llm4cell-bench-") as scratch:
+        figures = {caption: plot(items, Path(scratch) / name)
+                   for caption, (name, plot) in plots.items()}
+        html = render_html_report(title=title, board=board, items=items,
+                                  config_text=config_text, figures=figures,
+                                  provenance=provenance)
+        files: dict[str, tuple[Path, Callable[[Path], object]]] = {
+            "items": (out_dir / "items.csv", lambda p: table.to_csv(p, index=False)),
+            "leaderboard_csv": (out_dir / "leaderboard.csv",
+                                lambda p: board.to_csv(p, index=False)),
+            "leaderboard_md": (out_dir / "leaderboard.md",
+                               lambda p: p.write_text(markdown, encoding="utf-8")),
+        }
+        for caption, (name, _) in plots.items():
+            drawn = figures[caption]
+            if drawn is not None:
+                files[caption] = (out_dir / name,
+                                  lambda p, src=drawn: shutil.copyfile(src, p))
+        files["report"] = (out_dir / "report.html", lambda p: _write_html(p, html))
+        write_set(list(files.values()))
+    return {"store": out_dir / "results.sqlite",
+            **{name: target for name, (target, _) in files.items()}}
+
+
 def _run_bench(
     config: str | os.PathLike[str],
     *,
@@ -984,15 +1034,7 @@ def _run_bench(
     progress: Progress | None,
     check: bool,
 ) -> BenchResult:
-    from ._bench_report import (
-        leaderboard,
-        leaderboard_markdown,
-        plot_agreement,
-        plot_puzzle_accuracy,
-        plot_reliability,
-        write_html_report,
-    )
-    from ._io import write_csv, write_text
+    from ._bench_report import leaderboard
 
     cfg, text = load_config(config)
     base = Path(config).resolve().parent
@@ -1060,31 +1102,7 @@ def _run_bench(
         (s.map(order) if s.name == "annotator" else s),
     ).reset_index(drop=True)
     board = leaderboard(items)
-    outputs: dict[str, Path] = {"store": out_dir / "results.sqlite"}
-    # the files are written all or nothing: each to a temporary file, renamed at the end
-    with OutputSet() as files:
-        write_csv(items.drop(columns=["run_key"]), files.path(out_dir / "items.csv"))
-        write_csv(board, files.path(out_dir / "leaderboard.csv"))
-        write_text(leaderboard_markdown(board, title=cfg.bench.name),
-                   files.path(out_dir / "leaderboard.md"))
-        outputs.update(items=out_dir / "items.csv", leaderboard_csv=out_dir / "leaderboard.csv",
-                       leaderboard_md=out_dir / "leaderboard.md")
-        plots = {
-            "Agreement by annotator and dataset": ("agreement.png", plot_agreement),
-            "Reliability (confidence vs agreement)": ("reliability.png", plot_reliability),
-            "Puzzle accuracy by N": ("puzzles_by_n.png", plot_puzzle_accuracy),
-        }
-        figures: dict[str, Path | None] = {}
-        for caption, (name, plot) in plots.items():
-            figures[caption] = plot(items, files.path(out_dir / name))
-            if figures[caption] is None:
-                files.drop(out_dir / name)
-            else:
-                outputs[caption] = out_dir / name
-        write_html_report(
-            files.path(out_dir / "report.html"), title=cfg.bench.name, board=board,
-            items=items, config_text=_redact_urls(text), figures=figures, provenance=prov,
-        )
-        outputs["report"] = out_dir / "report.html"
+    outputs = _write_outputs(out_dir, items, board, title=cfg.bench.name,
+                             config_text=_redact_urls(text), provenance=prov)
     skipped = sum(s for *_, s in plan)
     return BenchResult(items, board, outputs, computed, skipped)

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._bench_store import OutputSet
 from ._errors import InputError
+from ._io import atomic_path
 from .metrics import score_pairs
 
 __all__ = [
@@ -599,7 +599,7 @@ def read_puzzles(path: str | os.PathLike[str]) -> list[Puzzle]:
 
 def _write_jsonl(models: Iterable[BaseModel], path: str | os.PathLike[str]) -> Path:
     # a temporary file renamed into place; one left by a killed writer goes on the next write
-    with OutputSet() as files, files.path(path).open("w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for m in models:
             fh.write(m.model_dump_json(exclude_none=False) + "\n")
     return Path(path)
