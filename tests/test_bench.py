@@ -566,3 +566,17 @@ def test_a_failed_output_write_keeps_the_old_set_and_leaves_no_temporaries(tmp_p
     with pytest.raises(llm4cell.Llm4cellError, match="No space left on device"):
         run_bench(config)
     assert files() == old
+
+
+def test_a_renamed_annotator_shows_its_new_name_on_a_rerun(tmp_path):
+    """The name is not part of the run key: the stored rows are reused under the new name."""
+    base = '[bench]\noutput = "out"\n\n[[annotators]]\nname = "{}"\nbackend = "knowledge"\n'
+    config = write_inputs(tmp_path, base.format("first") + MARKERS_DS, puzzles=False)
+    first = run_bench(config)
+    config.write_text(base.format("second") + MARKERS_DS)
+    again = run_bench(config)
+    assert again.computed == 0
+    assert set(again.items["annotator"]) == {"second", "random", "most-frequent"}
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert "first" not in set(board["annotator"])
+    assert len(again.items) == len(first.items)

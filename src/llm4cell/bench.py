@@ -1086,9 +1086,13 @@ def _run_bench(
                              _redact_tree(runner.provenance()), len(ds.units), complete=True)
         keys = [k for k, *_ in plan]
         items = store.items(keys)
-        prov = store.provenance(keys)
+        prov = _redact_tree(store.provenance(keys))
     finally:
         store.close()
+    # rows carry the annotator's current name (the name is not part of the run key, and
+    # rows stored by an older version may hold an unredacted one)
+    items["annotator"] = items["run_key"].map({k: e.name for k, e, *_ in plan})
+    items["backend"] = items["run_key"].map({k: _redact_urls(e.backend) for k, e, *_ in plan})
     # only the items the datasets hold now (a run key's rows are those of its data)
     current = {d.config.name: d.item_ids() for d in datasets}
     items = items[[i in current[d] for d, i in zip(items["dataset"], items["item_id"],
