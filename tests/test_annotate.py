@@ -185,7 +185,7 @@ def test_ensembl_ids_with_symbol_column(planted):
     assert _in_subtree(ens.uns["llm4cell"]["groups"].loc["Mono", "ontology_id"], MONOCYTE)
     # and without the column, IDs are mapped by the shipped GENCODE table
     del ens.var["feature_name"]
-    llm4cell.annotate(ens, groupby="truth")
+    llm4cell.annotate(ens, groupby="truth", overwrite=True)  # replaces the first run's keys
     assert "mapped" in ens.uns["llm4cell"]["input"]["gene_symbols"]
     assert _in_subtree(ens.uns["llm4cell"]["groups"].loc["Mono", "ontology_id"], MONOCYTE)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,13 @@ import pandas as pd
 
 from ._annotators import Annotator, check_answers, get_annotator
 from ._errors import InputError
-from ._preprocess import Expression, cluster, prepare_expression, rank_markers
+from ._preprocess import (
+    Expression,
+    check_can_cluster,
+    cluster,
+    prepare_expression,
+    rank_markers,
+)
 from ._progress import Stages
 from ._records import Annotation, MarkerQuery, Species, details_columns
 from .knowledge import UNKNOWN, load_knowledge
@@ -24,7 +31,7 @@ from .knowledge import UNKNOWN, load_knowledge
 if TYPE_CHECKING:
     from .llm import LLMOptions
 
-__all__ = ["AnnotationResult", "annotate", "run_annotation"]
+__all__ = ["AnnotationResult", "annotate", "run_annotation", "write_outputs"]
 
 UNS_KEY = "llm4cell"
 SCHEMA_VERSION = 1
@@ -122,23 +129,38 @@ class AnnotationResult:
         conf = groups.map(lambda g: ann[g].confidence if g in ann else 0.0)
         return pd.DataFrame({"label": label, "ontology_id": onto, "confidence": conf})
 
-    def to_adata(self, adata: ad.AnnData, key_added: str | None = None) -> None:
+    @property
+    def clusters_computed(self) -> bool:
+        """Whether llm4cell computed the groups (Leiden) rather than taking ``groupby``."""
+        return bool(self.provenance.get("clusters_computed",
+                                        self.groupby == f"{self.key_added}_cluster"))
+
+    def to_adata(
+        self, adata: ad.AnnData, key_added: str | None = None, *, overwrite: bool = False
+    ) -> None:
         """Write the result into ``adata`` (``obs`` columns and ``uns['llm4cell']``).
 
         Writes ``obs[key]`` (categorical label), ``obs[key + '_ontology_id']``
         (categorical CL ID, missing for "unknown"), ``obs[key + '_confidence']`` (float),
         the groups to ``obs[key + '_cluster']`` when llm4cell computed them, and the
         provenance record with per-group evidence and candidates to ``uns['llm4cell']``.
+
+        Raises
+        ------
+        InputError
+            When one of these ``obs`` columns exists already and ``overwrite`` is False.
         """
         key = key_added or self.key_added
+        check_key(key)
         if not adata.obs_names.equals(self.groups.index):
             msg = "adata's cells differ from the annotated ones; annotate this AnnData itself"
             raise InputError(msg)
+        check_free_columns(adata, key, clusters=self.clusters_computed, overwrite=overwrite)
         cells = self.cell_table()
         adata.obs[key] = pd.Categorical(cells["label"].astype(str))
         adata.obs[f"{key}_ontology_id"] = pd.Categorical(cells["ontology_id"])
         adata.obs[f"{key}_confidence"] = cells["confidence"].astype(np.float32).to_numpy()
-        if self.groupby == f"{self.key_added}_cluster":
+        if self.clusters_computed:
             adata.obs[f"{key}_cluster"] = self.groups.to_numpy()
         adata.uns[UNS_KEY] = self.uns_record(key)
 
@@ -206,6 +228,81 @@ def _check_groupby(adata: ad.AnnData, groupby: str) -> None:
         raise InputError(msg)
 
 
+def check_key(key: object) -> str:
+    """Refuse a ``key_added`` that cannot prefix ``obs`` columns (empty, blank, padded,
+    with ``/`` or control characters); return it."""
+    bad = (
+        not isinstance(key, str) or not key.strip() or key != key.strip() or "/" in key
+        or any(ord(c) < 32 for c in key)
+    )
+    if bad:
+        msg = (
+            f"key_added (--key-added) {key!r} cannot prefix obs columns: give a non-empty "
+            "name without '/', control characters or surrounding spaces, e.g. 'llm4cell'"
+        )
+        raise InputError(msg)
+    return key  # type: ignore[return-value]
+
+
+def planned_columns(key: str, *, clusters: bool) -> list[str]:
+    """The ``obs`` columns an annotation under ``key`` writes."""
+    cols = [key, f"{key}_ontology_id", f"{key}_confidence"]
+    return [*cols, f"{key}_cluster"] if clusters else cols
+
+
+def check_free_columns(adata: ad.AnnData, key: str, *, clusters: bool,
+                       overwrite: bool = False) -> None:
+    """Refuse to replace existing ``obs`` columns unless ``overwrite`` is True."""
+    taken = [c for c in planned_columns(key, clusters=clusters) if c in adata.obs.columns]
+    if taken and not overwrite:
+        msg = (
+            f"obs already has {', '.join(map(repr, taken))}; llm4cell never overwrites an "
+            f"existing column: choose another --key-added (key_added, now {key!r}) or pass "
+            "--overwrite-key (overwrite=True) to replace them"
+        )
+        raise InputError(msg)
+
+
+def check_params(
+    *,
+    key_added: object = "cell_type",
+    resolution: float = 1.0,
+    n_markers: int = 25,
+    random_state: int = 0,
+    species: str = "human",
+) -> None:
+    """Refuse impossible parameters before any work.
+
+    Raises
+    ------
+    InputError
+        Naming the parameter (and its command-line flag), the value and the fix.
+    """
+    if species not in ("human", "mouse"):
+        msg = f"species must be 'human' or 'mouse', got {species!r}"
+        raise InputError(msg)
+    check_key(key_added)
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not (
+        math.isfinite(resolution) and resolution > 0
+    ):
+        msg = (
+            f"resolution (--resolution) must be a number above 0, got {resolution!r}; "
+            "1.0 is the usual Leiden resolution, higher values give more clusters"
+        )
+        raise InputError(msg)
+    if isinstance(n_markers, bool) or not isinstance(n_markers, int) or n_markers < 1:
+        msg = f"n_markers (--n-markers) must be at least 1, got {n_markers!r}"
+        raise InputError(msg)
+    if isinstance(random_state, bool) or not isinstance(random_state, int) or not (
+        0 <= random_state < 2**32
+    ):
+        msg = (
+            f"random_state (--random-state) must be a whole number from 0 to 2**32 - 1, "
+            f"got {random_state!r}"
+        )
+        raise InputError(msg)
+
+
 def run_annotation(
     adata: ad.AnnData,
     *,
@@ -219,6 +316,7 @@ def run_annotation(
     resolution: float = 1.0,
     n_markers: int = 25,
     random_state: int = 0,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> tuple[AnnotationResult, Expression]:
     """Run the pipeline without writing anything; see :func:`annotate` for parameters.
@@ -227,12 +325,11 @@ def run_annotation(
     -------
     The result and the working expression (log-normalised AnnData used for markers).
     """
-    if species not in ("human", "mouse"):
-        msg = f"species must be 'human' or 'mouse', got {species!r}"
-        raise InputError(msg)
-    if n_markers < 1:
-        msg = f"n_markers must be at least 1, got {n_markers}"
-        raise InputError(msg)
+    check_params(key_added=key_added, resolution=resolution, n_markers=n_markers,
+                 random_state=random_state, species=species)
+    check_free_columns(adata, key_added, clusters=groupby is None, overwrite=overwrite)
+    if groupby is None:
+        check_can_cluster(adata)
     annotator = get_annotator(backend, backend_options)  # fails fast: key, server, model
     if groupby is not None:
         _check_groupby(adata, groupby)
@@ -347,6 +444,7 @@ def annotate(
     random_state: int = 0,
     report: str | os.PathLike[str] | None = None,
     csv: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     copy: bool = False,
     progress: bool = False,
 ) -> ad.AnnData | None:
@@ -380,7 +478,7 @@ def annotate(
     layer
         Layer holding counts or log-normalised values to use instead of ``X``.
     key_added
-        Prefix of the ``obs`` keys written.
+        Prefix of the ``obs`` keys written (non-empty, without ``/``).
     resolution
         Leiden resolution when clustering.
     n_markers
@@ -390,7 +488,11 @@ def annotate(
     report
         Path of a self-contained HTML report to write.
     csv
-        Path of the per-group CSV table to write.
+        Path of the per-group CSV table to write. The CSV and the report are written
+        together or not at all, and their locations are checked before any work.
+    overwrite
+        Replace ``obs`` columns of ``key_added`` that exist already (by default an
+        existing column is never overwritten: :class:`~llm4cell.InputError`).
     copy
         Return an annotated copy instead of writing into ``adata``.
     progress
@@ -415,20 +517,48 @@ def annotate(
     ``adata.obsm["X_umap"]``
         Only when ``report`` is given and ``adata`` has no UMAP yet.
     """
+    from ._io import check_outputs
+
+    check_outputs([csv, report], flags=["csv", "report"])
     result, expr = run_annotation(
         adata, groupby=groupby, tissue=tissue, species=species, backend=backend,
         backend_options=backend_options, layer=layer, key_added=key_added,
-        resolution=resolution, n_markers=n_markers,
-        random_state=random_state, progress=progress,
+        resolution=resolution, n_markers=n_markers, random_state=random_state,
+        overwrite=overwrite, progress=progress,
     )
     target = adata.copy() if copy else adata
-    result.to_adata(target)
-    if csv is not None:
-        from ._io import write_csv
-
-        write_csv(result.to_df(), csv)
-    if report is not None:
-        from ._report import write_report
-
-        write_report(target, result, expr, report, random_state=random_state)
+    result.to_adata(target, overwrite=overwrite)
+    write_outputs(target, result, expr, csv=csv, report=report, random_state=random_state)
     return target if copy else None
+
+
+def write_outputs(
+    adata: ad.AnnData,
+    result: AnnotationResult,
+    expr: Expression,
+    *,
+    h5ad: str | os.PathLike[str] | None = None,
+    csv: str | os.PathLike[str] | None = None,
+    report: str | os.PathLike[str] | None = None,
+    random_state: int = 0,
+) -> list[os.PathLike[str]]:
+    """Write the per-group CSV, the HTML report and the annotated ``.h5ad`` as one set:
+    all of them or, on any failure, none (see :func:`llm4cell._io.write_set`).
+
+    The report is rendered first (it adds ``obsm['X_umap']`` when missing, which the
+    ``.h5ad`` then keeps).
+    """
+    from ._io import write_set
+
+    writers: list[tuple[str | os.PathLike[str], object]] = []
+    if csv is not None:
+        table = result.to_df()
+        writers.append((csv, lambda p: table.to_csv(p, index=False)))
+    if report is not None:
+        from ._report import render_report
+
+        page = render_report(adata, result, expr, random_state=random_state)
+        writers.append((report, lambda p: p.write_text(page, encoding="utf-8")))
+    if h5ad is not None:
+        writers.append((h5ad, adata.write_h5ad))
+    return write_set(writers) if writers else []  # type: ignore[arg-type]

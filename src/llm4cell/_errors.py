@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "KnowledgeBaseError",
     "Llm4cellError",
+    "OutputError",
 ]
 
 
@@ -32,3 +33,8 @@ class KnowledgeBaseError(Llm4cellError):
 
 class BackendError(Llm4cellError):
     """An annotation backend cannot run (unknown spec, unreachable server, missing key)."""
+
+
+class OutputError(Llm4cellError):
+    """An output cannot be written (unwritable folder, a file where a folder should be,
+    disk full); nothing of the output set was written."""

@@ -1,32 +1,58 @@
 """Readers and atomic writers.
 
-Inputs: ``.h5ad``, 10x Genomics ``.h5`` and 10x ``mtx`` folders. Outputs are written to a
-temporary file next to the target and renamed into place, so a crash never leaves a
-half-written file and an existing file is replaced only by a complete one.
+Inputs: ``.h5ad``, 10x Genomics ``.h5`` and 10x ``mtx`` folders.
+
+Outputs are checked before any work (:func:`check_outputs`: never an input, never a
+folder, two outputs never one file, the folder can take new files) and written as a
+set (:func:`write_set`, :func:`atomic_paths`): every file of the set goes to a
+temporary file beside its target, named ``.<name>.llm4cell-tmp-<pid>-<random>``, and
+only when all of them are complete are they renamed onto their targets. A failure
+while writing leaves the previous files as they were and no temporary file; a kill
+(SIGKILL, power loss) can leave temporary files only, which the next run writing the
+same target removes when their process is gone (or they are more than a day old).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import anndata as ad
 import pandas as pd
 
-from ._errors import InputError
+from ._errors import InputError, OutputError
 
 __all__ = [
     "atomic_path",
+    "atomic_paths",
     "check_output_path",
+    "check_outputs",
     "read_data",
     "read_table",
+    "remove_stale_temporaries",
     "write_csv",
     "write_h5ad",
+    "write_set",
     "write_text",
 ]
+
+#: Marks llm4cell's temporary files: ``.<name>.llm4cell-tmp-<pid>-<random hex>``.
+TMP_TAG = ".llm4cell-tmp-"
+_TMP_REST = re.compile(r"^(?P<pid>\d+)-[0-9a-f]+$")
+#: A temporary file older than this is stale even when its pid is in use (pid reuse).
+STALE_AFTER_S = 24 * 3600.0
+#: The files the 10x mtx reader reads from an input folder.
+_TENX_FILES = frozenset({
+    "matrix.mtx", "matrix.mtx.gz", "features.tsv", "features.tsv.gz", "genes.tsv",
+    "genes.tsv.gz", "barcodes.tsv", "barcodes.tsv.gz",
+})
 
 
 def read_data(path: str | os.PathLike[str]) -> ad.AnnData:
@@ -130,19 +156,30 @@ def _read_mtx_dir(p: Path) -> ad.AnnData:
         raise InputError(msg) from e
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
 def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike[str]) -> Path:
-    """Refuse an output path that is one of the inputs; return it as a Path."""
+    """Refuse an output path that is one of the inputs (or a file read from an input
+    folder) or a folder; return it as a Path."""
     out = Path(output)
     for i in inputs:
         if i is None:
             continue
         src = Path(i)
-        if out.resolve() == src.resolve() or (
-            out.exists() and src.exists() and os.path.samefile(out, src)
-        ):
+        if _same_file(out, src):
             msg = (
                 f"the output {str(out)!r} is the input file; llm4cell never overwrites "
                 "its input: choose another output path"
+            )
+            raise InputError(msg)
+        if src.is_dir() and out.name in _TENX_FILES and _same_file(out.parent, src):
+            msg = (
+                f"the output {str(out)!r} is an input file of the 10x folder {str(src)!r}; "
+                "llm4cell never overwrites its input: choose another output path"
             )
             raise InputError(msg)
     if out.exists() and out.is_dir():
@@ -151,41 +188,299 @@ def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike
     return out
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse an output whose folder cannot take a new file (probed by creating one)."""
+    folder = out.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        if folder.is_symlink():
+            msg = (f"cannot write {str(out)!r}: {str(folder)!r} is a broken link; choose "
+                   "another output path")
+            raise OutputError(msg)
+        folder = folder.parent
+    if not folder.is_dir():
+        msg = (f"cannot write {str(out)!r}: {str(folder)!r} is a file, not a folder; choose "
+               "another output path")
+        raise OutputError(msg)
+    probe = folder / f".{out.name}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as e:
+        msg = (f"cannot write {str(out)!r}: the folder {str(folder)!r} does not accept new "
+               f"files ({e.strerror or e}); choose another output path")
+        raise OutputError(msg) from None
+    os.close(fd)
+    probe.unlink()
+
+
+def check_outputs(
+    outputs: Sequence[str | os.PathLike[str] | None],
+    inputs: Sequence[str | os.PathLike[str] | None] = (),
+    *,
+    flags: Sequence[str] | None = None,
+) -> list[Path]:
+    """Check every output before any work: not an input, not a folder, no two outputs
+    one file, and a folder that takes new files (missing folders are created later).
+
+    Parameters
+    ----------
+    outputs
+        Output paths (``None`` entries are skipped).
+    inputs
+        Input files or folders.
+    flags
+        The option of each output, named in the error when two outputs share a path.
+
+    Raises
+    ------
+    InputError
+        For an output that is an input, a folder, or another output.
+    OutputError
+        For an output whose location cannot take a new file.
+    """
+    names = list(flags) if flags is not None else ["outputs"] * len(outputs)
+    checked: list[tuple[Path, str]] = []
+    for path, flag in zip(outputs, names, strict=True):
+        if path is None:
+            continue
+        out = check_output_path(path, *[i for i in inputs if i is not None])
+        for other, other_flag in checked:
+            if _same_file(out, other):
+                msg = (f"two outputs share the path {str(out)!r} ({other_flag} and {flag}); "
+                       "give them different paths")
+                raise InputError(msg)
+        checked.append((out, flag))
+    for out, _ in checked:
+        _check_writable(out)
+    return [out for out, _ in checked]
+
+
+def _temp_path(target: Path) -> Path:
+    return target.parent / f".{target.name}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists and belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed writer of ``target`` left beside it.
+
+    Only llm4cell's temporaries of this very target are considered, and of those only
+    the ones whose process is gone or that are older than :data:`STALE_AFTER_S`, so a
+    concurrent writer's files are left alone.
+
+    Returns
+    -------
+    The files removed.
+    """
+    target = Path(target)
+    head = f".{target.name}{TMP_TAG}"
+    removed: list[Path] = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for f in entries:
+        if not f.name.startswith(head):
+            continue
+        m = _TMP_REST.match(f.name[len(head):])
+        if m is None:
+            continue
+        try:
+            old = now - f.lstat().st_mtime > STALE_AFTER_S
+            if old or not _pid_alive(int(m["pid"])):
+                f.unlink()
+                removed.append(f)
+        except OSError:
+            continue
+    return removed
+
+
+def _create_temp(target: Path) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmp = _temp_path(target)
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as e:
+        msg = f"cannot write {str(target)!r}: {e.strerror or e}; choose another output path"
+        raise OutputError(msg) from None
+    return tmp
+
+
+def _commit(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename every temporary onto its target; undo the renames done when one fails."""
+    umask = os.umask(0)
+    os.umask(umask)
+    backups: dict[Path, Path] = {}
+    done: list[Path] = []
+    try:
+        for target, tmp in pairs:
+            os.chmod(tmp, 0o666 & ~umask)
+            if target.is_file():
+                backup = _temp_path(target)
+                with contextlib.suppress(OSError):  # no hard links: no way back
+                    os.link(target, backup)
+                    backups[target] = backup
+            os.replace(tmp, target)
+            done.append(target)
+    except BaseException:
+        for target in reversed(done):
+            with contextlib.suppress(OSError):
+                if target in backups:
+                    os.replace(backups.pop(target), target)
+                else:
+                    target.unlink()
+        raise
+    finally:
+        for backup in backups.values():
+            with contextlib.suppress(OSError):
+                backup.unlink()
+
+
+@contextlib.contextmanager
+def atomic_paths(*targets: str | os.PathLike[str]) -> Iterator[list[Path]]:
+    """Yield one temporary path beside each target; rename them all onto their targets
+    when the block ends without an error, else remove them all.
+
+    The temporary files exist (empty) when the block starts. Stale temporaries of the
+    same targets left by killed runs are removed first (:func:`remove_stale_temporaries`).
+    """
+    paths = [Path(t) for t in targets]
+    tmps: list[Path] = []
+    try:
+        for p in paths:
+            tmps.append(_create_temp(p))
+        yield list(tmps)
+        _commit(list(zip(paths, tmps, strict=True)))
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    with atomic_paths(target) as (tmp,):
+        yield tmp
+
+
+_held = threading.local()
+_next_hooks: dict[str, Callable[..., object]] = {}
+
+
+def _make_dispatch(name: str) -> Callable[..., None]:
+    def dispatch(*args: object) -> None:
+        held = getattr(_held, "reports", None)
+        if held is not None:
+            held.append((name, args))
+        else:
+            _next_hooks.get(name, getattr(sys, f"__{name}__"))(*args)
+
+    dispatch.__name__ = f"llm4cell_{name}"
+    return dispatch
+
+
+#: ``sys.unraisablehook`` and ``sys.excepthook`` while llm4cell writes an output set.
+_DISPATCH = {name: _make_dispatch(name) for name in ("unraisablehook", "excepthook")}
+
+
+@contextlib.contextmanager
+def _holding_reports() -> Iterator[list[tuple[str, tuple[object, ...]]]]:
+    """Hold back this thread's 'exception ignored' reports: h5py prints a traceback for
+    every open object (through both hooks) when a write fails half-way, e.g. on a full
+    disk. The caller passes them on (success) or drops them (failure, reported once)."""
+    for name, dispatch in _DISPATCH.items():
+        current = getattr(sys, name)
+        if current is not dispatch:
+            _next_hooks[name] = current
+            setattr(sys, name, dispatch)
+    held: list[tuple[str, tuple[object, ...]]] = []
+    _held.reports = held
     try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
+        yield held
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        _held.reports = None
+
+
+def _reason(e: OSError) -> str:
+    if e.errno:
+        return os.strerror(e.errno)
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:200]
+
+
+def _write_one(write: Callable[[Path], object], tmp: Path) -> str | None:
+    """Run one writer; the reason it failed (an OSError), or None."""
+    try:
+        write(tmp)
+    except OSError as e:
+        return _reason(e)
+    return None
+
+
+def write_set(writers: Sequence[tuple[str | os.PathLike[str], Callable[[Path], object]]]
+              ) -> list[Path]:
+    """Write several outputs all or nothing.
+
+    Parameters
+    ----------
+    writers
+        ``(target, write)`` pairs; ``write(path)`` writes the complete file at ``path``
+        (a temporary file beside ``target``). They run in order, so put the largest
+        (slowest, most likely to fail) last.
+
+    Returns
+    -------
+    The targets, all written.
+
+    Raises
+    ------
+    OutputError
+        When a file cannot be written (disk full, permissions, a vanished folder); then
+        no target was changed and no temporary file is left.
+    """
+    import gc
+
+    targets = [Path(t) for t, _ in writers]
+    with atomic_paths(*targets) as tmps:
+        for (target, write), tmp in zip(writers, tmps, strict=True):
+            with _holding_reports() as held:
+                reason = _write_one(write, tmp)
+                if reason is not None:
+                    gc.collect()  # the half-written file's objects go now, quietly
+            if reason is not None:
+                msg = (f"cannot write {str(target)!r}: {reason}; nothing was written "
+                       "(free space or choose another output path)")
+                raise OutputError(msg)
+            for name, args in held:
+                _DISPATCH[name](*args)
+    return targets
 
 
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike[str]) -> Path:
     """Write ``adata`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
+    write_set([(path, adata.write_h5ad)])
     return Path(path)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = False) -> Path:
     """Write a table to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=index)
+    write_set([(path, lambda p: df.to_csv(p, index=index))])
     return Path(path)
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     """Write text (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_set([(path, lambda p: p.write_text(text, encoding="utf-8"))])
     return Path(path)

@@ -38,7 +38,7 @@ from ._records import Annotation, MarkerQuery, details_columns
 if TYPE_CHECKING:
     from .llm import LLMOptions
 
-__all__ = ["annotate_markers", "read_marker_table"]
+__all__ = ["annotate_markers", "check_n_markers", "read_marker_table"]
 
 _ID_COLS = ("id", "cluster", "group", "cluster_id", "celltype_id")
 _MARKER_COLS = ("markers", "marker", "genes", "marker_genes", "gene_list")
@@ -97,6 +97,14 @@ def _rank_long(df: pd.DataFrame, group: str, gene: str, lfc: str, padj: str | No
     return out
 
 
+def check_n_markers(n_markers: object) -> int:
+    """Refuse an impossible ``n_markers`` (below 1, not a whole number)."""
+    if isinstance(n_markers, bool) or not isinstance(n_markers, int) or n_markers < 1:
+        msg = f"n_markers (--n-markers) must be at least 1, got {n_markers!r}"
+        raise InputError(msg)
+    return n_markers
+
+
 def read_marker_table(
     path: str | os.PathLike[str] | pd.DataFrame,
     *,
@@ -126,6 +134,7 @@ def read_marker_table(
         For missing or empty files, unknown formats, repeated ids, bad numbers and
         unknown species.
     """
+    check_n_markers(n_markers)
     df = path.astype(str) if isinstance(path, pd.DataFrame) else read_table(
         path, "marker table")
     fmt = _detect(df)

@@ -27,6 +27,8 @@ per-group table records how many markers were significant).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +43,7 @@ from .genes import is_evidence_gene, resolve_var_symbols
 __all__ = [
     "Expression",
     "MatrixKind",
+    "check_can_cluster",
     "cluster",
     "detect_matrix_kind",
     "prepare_expression",
@@ -71,37 +74,112 @@ def _sample_values(X: object, n: int = 200_000) -> np.ndarray:
     return np.asarray(data)
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """What holds on a whole matrix (every stored value)."""
+
+    finite: bool
+    any_nonzero: bool
+    minimum: float
+    maximum: float
+    first_fraction: float | None  # a non-whole value, if any
+
+
+#: Values per block when scanning a matrix (bounds the temporary memory).
+_BLOCK = 1 << 22
+
+
+def _blocks(X: object) -> Iterator[np.ndarray]:
+    """The stored values of ``X`` in flat blocks, without densifying a sparse matrix or
+    copying a dense one whole."""
+    if sparse.issparse(X):
+        data = np.asarray(X.data)  # type: ignore[attr-defined]
+        for i in range(0, data.size, _BLOCK):
+            yield data[i:i + _BLOCK]
+        return
+    arr = np.asarray(X)
+    if arr.ndim < 2:
+        yield arr.ravel()
+        return
+    rows = max(1, _BLOCK // max(1, arr.shape[1]))
+    for i in range(0, arr.shape[0], rows):
+        yield arr[i:i + rows].ravel()
+
+
+def _scan(X: object) -> _Scan:
+    finite, nonzero, lo, hi, fraction = True, False, np.inf, -np.inf, None
+    for block in _blocks(X):
+        if block.size == 0:
+            continue
+        if not np.isfinite(block).all():
+            finite = False
+            break
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+        nonzero = nonzero or bool(np.any(block))
+        if fraction is None and np.issubdtype(block.dtype, np.floating):
+            odd = block != np.floor(block)
+            if odd.any():
+                fraction = float(block[np.argmax(odd)])
+    return _Scan(finite, nonzero, float(lo), float(hi), fraction)
+
+
 def detect_matrix_kind(X: object, *, what: str = "X") -> MatrixKind:
     """What a matrix holds: counts, normalised, log-normalised or scaled values.
+
+    The kind is read from a sample of the values; what that kind requires is then checked
+    on every stored value (in blocks, without densifying): counts are whole numbers and
+    not negative, normalised values not negative.
 
     Raises
     ------
     InputError
-        When the matrix is empty or holds NaN or infinite values.
+        When the matrix is empty, holds NaN or infinite values, only zeros, or values its
+        kind cannot hold (a negative or fractional value among counts, a negative value
+        among normalised values).
     """
     shape = getattr(X, "shape", (0, 0))
     if shape[0] == 0 or shape[1] == 0:
         msg = f"{what} is empty ({shape[0]} cells x {shape[1]} genes); give a non-empty matrix"
         raise InputError(msg)
-    all_values = X.data if sparse.issparse(X) else np.asarray(X)  # type: ignore[attr-defined]
-    if all_values.size and not np.isfinite(all_values).all():
+    scan = _scan(X)
+    if not scan.finite:
         msg = (
             f"{what} holds NaN or infinite values; counts or normalised expression must "
             "be finite: fix or remove those entries before annotating"
         )
         raise InputError(msg)
-    values = _sample_values(X)
-    values = values[values != 0]
-    if values.size == 0:
+    if not scan.any_nonzero:
         msg = f"{what} holds only zeros; give a matrix with expression values"
         raise InputError(msg)
-    if values.min() < 0:
+    values = _sample_values(X)
+    values = values[values != 0]
+    if values.size:  # the kind from a sample, as a reader of the matrix would judge it
+        negative = bool(values.min() < 0)
+        whole = bool(np.all(np.mod(values, 1) == 0))
+        top = float(values.max())
+    else:  # the sample holds only zeros: judge by the whole matrix
+        negative, whole, top = scan.minimum < 0, scan.first_fraction is None, scan.maximum
+    if negative:
         return "scaled"
-    if np.all(np.equal(np.mod(values, 1), 0)):
-        return "counts"
-    if values.max() > LOGNORM_MAX:
-        return "normalized"
-    return "lognorm"
+    kind: MatrixKind = "counts" if whole else (
+        "normalized" if top > LOGNORM_MAX else "lognorm")
+    if scan.minimum < 0:
+        msg = (
+            f"{what} looks like {_KIND_TEXT[kind]} but holds negative values (minimum "
+            f"{scan.minimum:g}); fix those entries or give another matrix with --layer"
+        )
+        raise InputError(msg)
+    if kind == "counts" and scan.first_fraction is not None:
+        msg = (
+            f"{what} looks like counts (whole numbers) but holds fractional values (e.g. "
+            f"{scan.first_fraction:g}); give whole counts, or normalised values throughout"
+        )
+        raise InputError(msg)
+    return kind
+
+
+_KIND_TEXT = {"counts": "counts", "normalized": "normalised values",
+              "lognorm": "log-normalised values"}
 
 
 @dataclass
@@ -227,12 +305,39 @@ def prepare_expression(
     return Expression(work, source, kind, transform, symbols_from)
 
 
+#: Fewest cells and genes the Leiden route (PCA, neighbours) works with.
+MIN_CELLS_TO_CLUSTER = 10
+MIN_GENES_TO_CLUSTER = 10
+
+
+def check_can_cluster(adata: ad.AnnData) -> None:
+    """Refuse data too small for the Leiden route (give ``groupby`` instead).
+
+    Raises
+    ------
+    InputError
+        With fewer than :data:`MIN_CELLS_TO_CLUSTER` cells or
+        :data:`MIN_GENES_TO_CLUSTER` genes (an empty matrix is reported as such later).
+    """
+    n_obs, n_vars = adata.n_obs, adata.n_vars
+    if n_obs == 0 or n_vars == 0:
+        return
+    if n_obs < MIN_CELLS_TO_CLUSTER or n_vars < MIN_GENES_TO_CLUSTER:
+        msg = (
+            f"too few cells or genes to cluster ({n_obs} cells x {n_vars} genes; Leiden "
+            f"needs at least {MIN_CELLS_TO_CLUSTER} cells and {MIN_GENES_TO_CLUSTER} genes): "
+            "give your own groups with --groupby"
+        )
+        raise InputError(msg)
+
+
 def cluster(
     work: ad.AnnData, *, resolution: float = 1.0, random_state: int = 0, key: str = "leiden"
 ) -> pd.Series:
     """Leiden clusters by the standard scanpy route (see module docstring)."""
     import scanpy as sc
 
+    check_can_cluster(work)
     n_top = min(2000, work.n_vars)
     sc.pp.highly_variable_genes(work, n_top_genes=n_top, flavor="seurat")
     n_hvg = int(work.var["highly_variable"].sum())
@@ -267,10 +372,16 @@ def rank_markers(
     out: dict[str, pd.DataFrame] = {str(g): _empty_markers() for g in order}
     if len(valid) < 2:
         return out
-    sc.tl.rank_genes_groups(
-        work, groupby, groups=valid, reference="rest", method="wilcoxon", pts=True,
-        n_genes=min(300, work.n_vars), use_raw=False, key_added="_llm4cell_rgg",
-    )
+    with warnings.catch_warnings():
+        # scanpy (1.11) grows its result table one column per group and statistic, and
+        # pandas warns once per column beyond 100: about 1,900 lines for 400 groups. The
+        # filter covers that module's PerformanceWarning during this call only.
+        warnings.filterwarnings("ignore", category=pd.errors.PerformanceWarning,
+                                module=r"scanpy\.tools\._rank_genes_groups")
+        sc.tl.rank_genes_groups(
+            work, groupby, groups=valid, reference="rest", method="wilcoxon", pts=True,
+            n_genes=min(300, work.n_vars), use_raw=False, key_added="_llm4cell_rgg",
+        )
     res = work.uns["_llm4cell_rgg"]
     pts = res["pts"]
     pts_rest = res.get("pts_rest")

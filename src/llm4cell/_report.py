@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._io import write_text
 
-__all__ = ["write_report"]
+__all__ = ["render_report", "write_report"]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -174,6 +174,11 @@ def write_report(
     path
         Where to write the ``.html`` file.
     """
+    write_text(render_report(adata, result, expr, random_state=random_state), path)
+
+
+def render_report(adata: ad.AnnData, result: Any, expr: Any, *, random_state: int = 0) -> str:
+    """The HTML report of an annotation run as a string (see :func:`write_report`)."""
     work = expr.adata
     labels = result.cell_table()["label"]
     coords = _ensure_umap(adata, work, random_state)
@@ -212,4 +217,4 @@ support the label (see the README). Next candidates: name (CL ID, score).</p>
 <pre>{_fmt(json.dumps(prov, indent=2, default=str))}</pre>
 </body></html>
 """
-    write_text(doc, path)
+    return doc

@@ -2,27 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ._errors import Llm4cellError
 from .llm._options import LLMOptions
 
+err = Console(stderr=True)
+out = Console()
+
+# typer vendors click (typer._click) in recent versions and uses click itself before.
+_click: Any = getattr(typer.core, "_click", None)
+if _click is None:  # pragma: no cover - older typer
+    import click as _click
+
+
+def _error_line(message: str) -> None:
+    """Print ``error: MESSAGE`` on one stderr line."""
+    text = escape(" ".join(message.split()))
+    err.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except _click.exceptions.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # the help is the answer
+            raise
+        where = e.ctx.command_path if e.ctx is not None else "llm4cell"
+        _error_line(f"{e.format_message()} (see {where} --help)")
+        raise typer.Exit(e.exit_code) from None
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as one stderr line and
+    exit code 2, as every other error of llm4cell."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Cell type annotation with curated knowledge, the Cell Ontology and language models.",
 )
-err = Console(stderr=True)
-out = Console()
 
 
 class SpeciesChoice(str, enum.Enum):
@@ -150,8 +194,7 @@ def _has_usage(x: object) -> bool:
 def _fail(e: BaseException, debug: bool) -> None:
     if debug:
         raise e
-    message = " ".join(str(e).split())
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error_line(str(e))
     raise typer.Exit(code=2)
 
 
@@ -187,6 +230,11 @@ def annotate(
         typer.Option(help="Per-group CSV table (default: OUTPUT with .csv suffix)."),
     ] = None,
     key_added: Annotated[str, typer.Option(help="Prefix of the obs keys written.")] = "cell_type",
+    overwrite_key: Annotated[
+        bool, typer.Option("--overwrite-key",
+                           help="Replace obs columns of --key-added that exist already "
+                                "(otherwise refused).")
+    ] = False,
     layer: Annotated[
         str | None, typer.Option(help="Layer with counts or log-normalised values to use.")
     ] = None,
@@ -222,7 +270,7 @@ def annotate(
             data, output, tissue=tissue, species=species.value, groupby=groupby,
             backend=backend, backend_options=options, report=report, csv=csv,
             key_added=key_added, layer=layer, resolution=resolution, n_markers=n_markers,
-            random_state=random_state, demo=demo,
+            random_state=random_state, demo=demo, overwrite=overwrite_key,
         )
     except Llm4cellError as e:
         _fail(e, debug)
@@ -230,33 +278,27 @@ def annotate(
 
 def _annotate(
     data: Path | None, output: Path, *, demo: bool, report: Path | None, csv: Path | None,
-    **kwargs: object,
+    overwrite: bool, **kwargs: Any,
 ) -> None:
+    """Check everything that can be checked, read, annotate, then write the output set."""
+    from ._annotate import check_params
     from ._errors import InputError
-    from ._io import check_output_path, read_data, write_h5ad
+    from ._io import check_outputs, read_data
 
+    check_params(**{k: kwargs[k] for k in ("key_added", "resolution", "n_markers",
+                                           "random_state", "species")})
     if demo == (data is not None):
         msg = "give either DATA or --demo (exactly one)"
         raise InputError(msg)
     if output.suffix.lower() != ".h5ad":
         msg = f"the output {str(output)!r} must end in .h5ad"
         raise InputError(msg)
-    inputs = [data] if data is not None else []
     csv_path = csv if csv is not None else output.with_suffix(".csv")
-    outputs = [output, csv_path] + ([report] if report is not None else [])
-    for i, path in enumerate(outputs):
-        check_output_path(path, *inputs)
-        for other in outputs[:i]:
-            if path.resolve() == other.resolve():
-                msg = (
-                    f"two outputs share the path {str(path)!r}; give -o, --csv and "
-                    "--report different paths"
-                )
-                raise InputError(msg)
+    check_outputs([output, csv_path, report], [data], flags=["-o", "--csv", "--report"])
 
     import anndata as ad
 
-    from ._annotate import annotate as annotate_fn
+    from ._annotate import run_annotation, write_outputs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -272,9 +314,11 @@ def _annotate(
             with err.status(f"Reading {data}"):
                 adata = read_data(data)  # type: ignore[arg-type]
             source = str(data)
-        annotate_fn(adata, report=report, csv=csv_path, progress=True, **kwargs)  # type: ignore[arg-type]
+        result, expr = run_annotation(adata, overwrite=overwrite, progress=True, **kwargs)
+        result.to_adata(adata, overwrite=overwrite)
         with err.status(f"Writing {output}"):
-            write_h5ad(adata, output)
+            write_outputs(adata, result, expr, h5ad=output, csv=csv_path, report=report,
+                          random_state=kwargs["random_state"])
     err.print(f"Annotated {adata.n_obs} cells x {adata.n_vars} genes from {source}")
     _print_summary(adata, str(kwargs.get("key_added", "cell_type")))
     usage = _usage_line(adata.uns["llm4cell"].get("annotator"))
@@ -337,10 +381,11 @@ def markers_cmd(
     try:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        from ._io import check_output_path, write_csv
-        from ._markers import annotate_markers
+        from ._io import check_outputs, write_csv
+        from ._markers import annotate_markers, check_n_markers
 
-        check_output_path(output, markers)
+        check_n_markers(n_markers)
+        check_outputs([output], [markers], flags=["-o"])
         options = _llm_options(backend, **{k: v for k, v in locals().items()
                                            if k in _LLM_FLAGS})
         with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -408,26 +453,22 @@ def score_cmd(
 ) -> None:
     """Score predictions against the truth on the Cell Ontology graph."""
     try:
-        from ._errors import InputError
-        from ._io import check_output_path, write_csv, write_text
+        from ._io import check_outputs, write_set
         from ._score import score
 
-        inputs = [p for p in (pred, truth) if p is not None]
-        for out_path in (json_out, csv_out):
-            if out_path is not None:
-                check_output_path(out_path, *inputs)
-        if json_out is not None and csv_out is not None and json_out.resolve() == csv_out.resolve():
-            msg = "--json and --csv share one path; give different paths"
-            raise InputError(msg)
+        check_outputs([csv_out, json_out], [pred, truth], flags=["--csv", "--json"])
         result = score(
             pred, truth, id_col=id_col, pred_col=pred_col, truth_col=truth_col,
             tissue_col=tissue_col, confidence_col=confidence_col, weight_col=weight_col,
             by=by,
         )
-        if json_out is not None:
-            write_text(result.to_json(), json_out)
+        writers: list[tuple[Path, Any]] = []
         if csv_out is not None:
-            write_csv(result.rows, csv_out)
+            writers.append((csv_out, lambda p: result.rows.to_csv(p, index=False)))
+        if json_out is not None:
+            doc = result.to_json()
+            writers.append((json_out, lambda p: p.write_text(doc, encoding="utf-8")))
+        write_set(writers)
     except (Llm4cellError, ValueError) as e:
         _fail(e, debug)
         return
