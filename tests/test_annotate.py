@@ -241,3 +241,68 @@ def test_backend_registry_matches_show():
     assert {"openai:MODEL", "anthropic:MODEL", "llamacpp:PATH.gguf"} <= set(table["name"])
     with pytest.raises(llm4cell.BackendError, match="unknown backend 'gemini:x'"):
         llm4cell.get_annotator("gemini:x")
+
+
+def test_many_groups_rank_without_a_warning_flood():
+    """400 groups printed about 1,900 pandas PerformanceWarning lines: scanpy's
+    rank_genes_groups grows its result table one column at a time. 150 groups of 3
+    cells give 750 such columns; not one warning may reach the user, and the warning
+    filters are the same after the call (no global silencing)."""
+    import warnings
+
+    from scipy import sparse
+
+    from llm4cell._preprocess import rank_markers
+
+    rng = np.random.default_rng(0)
+    n_groups, per, genes = 150, 3, [f"G{i}" for i in range(30)]
+    x = np.log1p(rng.poisson(1.0, size=(n_groups * per, len(genes)))).astype(np.float32)
+    obs = pd.DataFrame({"g": pd.Categorical([f"g{i}" for i in range(n_groups)
+                                             for _ in range(per)])},
+                       index=[f"c{i}" for i in range(n_groups * per)])
+    work = ad.AnnData(sparse.csr_matrix(x), obs=obs, var=pd.DataFrame(index=genes))
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        markers = rank_markers(work, "g", n_markers=5)
+    flood = [w for w in caught if issubclass(w.category, pd.errors.PerformanceWarning)]
+    assert flood == []
+    assert len(markers) == n_groups
+    assert warnings.filters == filters
+
+
+def test_existing_obs_columns_are_kept_unless_asked(planted):
+    """GUIDE: an existing obs column is never overwritten unless the user asks; a
+    CELLxGENE file keeps the authors' labels in obs['cell_type'], the default key."""
+    planted.obs["cell_type"] = planted.obs["truth"].astype(str)
+    authors = planted.obs["cell_type"].copy()
+    with pytest.raises(llm4cell.InputError, match=r"'cell_type'.*--key-added"):
+        llm4cell.annotate(planted, groupby="truth")
+    pd.testing.assert_series_equal(planted.obs["cell_type"], authors)
+    assert "llm4cell" not in planted.uns
+    llm4cell.annotate(planted, groupby="truth", key_added="llm4cell")
+    pd.testing.assert_series_equal(planted.obs["cell_type"], authors)
+    assert "llm4cell_ontology_id" in planted.obs
+    llm4cell.annotate(planted, groupby="truth", overwrite=True)
+    assert not planted.obs["cell_type"].astype(str).equals(authors)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"resolution": -1.0}, "--resolution"),
+    ({"resolution": 0}, "--resolution"),
+    ({"resolution": float("nan")}, "--resolution"),
+    ({"n_markers": 0}, "--n-markers"),
+    ({"random_state": -1}, "--random-state"),
+    ({"key_added": ""}, "--key-added"),
+    ({"key_added": "a/b"}, "--key-added"),
+    ({"key_added": " x"}, "--key-added"),
+])
+def test_impossible_parameters_are_refused_before_any_work(planted, kwargs, words):
+    with pytest.raises(llm4cell.InputError, match=words):
+        llm4cell.annotate(planted, **kwargs)
+    assert list(planted.obs.columns) == ["truth"]
+
+
+def test_too_few_cells_to_cluster(planted):
+    with pytest.raises(llm4cell.InputError, match=r"too few cells.*--groupby"):
+        llm4cell.annotate(planted[:5].copy())

@@ -83,6 +83,16 @@ def _write_inputs(d: Path) -> None:
     groups.obs["one"] = "all"
     groups.obs["allnan"] = pd.Categorical([None] * groups.n_obs, categories=["x"])
     groups.write_h5ad(d / "groups.h5ad")
+    odd = src.copy()
+    odd.var_names = [odd.var_names[0], *odd.var_names[:-1]]  # the first gene twice
+    odd.write_h5ad(d / "dup_genes.h5ad")
+    odd = src.copy()
+    odd.obs_names = [odd.obs_names[0], *odd.obs_names[:-1]]  # the first cell twice
+    odd.write_h5ad(d / "dup_cells.h5ad")
+    odd = src.copy()
+    odd.obs["truth"] = odd.obs["truth"].astype(object).where(np.arange(odd.n_obs) % 10 != 0)
+    odd.obs["truth"] = odd.obs["truth"].astype("category")
+    odd.write_h5ad(d / "nan_groups.h5ad")
     _unsampled_row_matrix(-1.0).write_h5ad(d / "neg_row.h5ad")
     _unsampled_row_matrix(2.5).write_h5ad(d / "frac_row.h5ad")
     write_10x_mtx(make_planted_counts(n_per_type=4), d / "mtx")
@@ -292,6 +302,28 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     assert fragment.lower() in lines[0].lower(), lines[0]
     assert result.stdout.strip() == ""
     assert snapshot(tmp_path) == before  # no output, no temporary file, inputs unchanged
+
+
+@pytest.mark.parametrize("name", ["dup_genes", "dup_cells", "nan_groups"])
+def test_odd_but_usable_input_runs(
+    name: str, inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeated gene names (made unique on llm4cell's working copy), repeated cell names
+    (kept as the user's) and cells without a group (labelled unknown) are usable."""
+    shutil.copy2(inputs / f"{name}.h5ad", tmp_path / "in.h5ad")
+    before = snapshot(tmp_path)
+    result, lines = invoke(["annotate", "in.h5ad", "-o", "o.h5ad", "--groupby", "truth"],
+                           tmp_path, monkeypatch)
+    assert result.exit_code == 0, (result.exception, lines)
+    assert not any("Traceback" in ln for ln in lines)
+    out = ad.read_h5ad(tmp_path / "o.h5ad")
+    src = ad.read_h5ad(tmp_path / "in.h5ad")
+    assert list(out.obs_names) == list(src.obs_names)
+    assert list(out.var_names) == list(src.var_names)
+    no_group = src.obs["truth"].isna().to_numpy()
+    assert (out.obs["cell_type"].astype(str)[no_group] == "unknown").all()
+    assert (out.obs["cell_type"].astype(str)[~no_group] != "unknown").any()
+    assert snapshot(tmp_path)["in.h5ad"] == before["in.h5ad"]
 
 
 # ------------------------------------------------------------------------ output sets

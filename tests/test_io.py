@@ -21,12 +21,16 @@ from scipy import sparse
 
 import llm4cell
 from llm4cell import BackendError, InputError, Llm4cellError
+from llm4cell._errors import OutputError
 from llm4cell._io import (
     atomic_path,
     check_output_path,
+    check_outputs,
     read_data,
+    remove_stale_temporaries,
     write_csv,
     write_h5ad,
+    write_set,
     write_text,
 )
 from llm4cell._preprocess import detect_matrix_kind, prepare_expression
@@ -524,3 +528,112 @@ def test_failed_annotate_writes_no_csv(tmp_path: Path, planted: ad.AnnData) -> N
     with pytest.raises(InputError):
         llm4cell.annotate(planted, groupby="nope", csv=csv)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- whole matrix
+
+
+def _counts_with(value: float, *, dense: bool) -> object:
+    """Counts in which the sampled check cannot see row 1 (dense: more than 4,000 rows,
+    every second one sampled) or stored value 1 (sparse: more than 400,000 values, every
+    second one sampled)."""
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, size=(4100, 100)).astype(np.float32) + 1  # 410,000 values
+    if dense:
+        x[1, 0] = value
+        return x
+    x[0, 1] = value  # stored value 1
+    return sparse.csr_matrix(x)
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense", "sparse"])
+@pytest.mark.parametrize(("value", "words"), [(-1.0, "negative"), (2.5, "2.5")])
+def test_bad_count_outside_the_sample_is_found(value: float, words: str, dense: bool) -> None:
+    """Negative or fractional "counts" in rows (or stored values) the sampled check skips
+    were normalised and log1p gave NaN; what counts require is checked on every value."""
+    with _raises(InputError, "counts", words):
+        detect_matrix_kind(_counts_with(value, dense=dense))
+
+
+def test_negative_value_among_lognormalised_values() -> None:
+    x = np.log1p(np.asarray(_counts_with(1.0, dense=True)))
+    x[1, 0] = -0.5
+    with _raises(InputError, "log-normalised", "negative", "-0.5"):
+        detect_matrix_kind(x)
+
+
+def test_clean_counts_still_detected() -> None:
+    assert detect_matrix_kind(_counts_with(3.0, dense=True)) == "counts"
+    assert detect_matrix_kind(_counts_with(3.0, dense=False)) == "counts"
+
+
+# ---------------------------------------------------------------------------- output checks
+
+
+def test_check_outputs_refuses_unwritable_places(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with _raises(OutputError, "notes.txt", "is a file"):
+        check_outputs([tmp_path / "notes.txt" / "deeper" / "o.csv"])
+    with _raises(OutputError, "cannot write", "/proc"):
+        check_outputs([tmp_path / "fine.csv", "/proc/o.csv"])
+    with _raises(InputError, "share the path", "--csv", "--json"):
+        check_outputs([tmp_path / "a.csv", tmp_path / "sub" / ".." / "a.csv"],
+                      flags=["--csv", "--json"])
+    # a missing folder is fine (created when writing); nothing is left by the checks
+    assert check_outputs([tmp_path / "new" / "o.csv"]) == [tmp_path / "new" / "o.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_check_outputs_refuses_files_of_an_input_10x_folder(tmp_path: Path) -> None:
+    folder = write_10x_mtx(make_planted_counts(n_per_type=2), tmp_path / "mtx")
+    with _raises(InputError, "barcodes.tsv.gz", "10x folder"):
+        check_outputs([folder / "barcodes.tsv.gz"], [folder])
+    assert check_outputs([folder / "annotated.h5ad"], [folder])  # beside them is fine
+
+
+def test_write_set_failure_keeps_the_previous_set(tmp_path: Path) -> None:
+    """A real failure half-way (a folder appears where the second output goes while
+    the first is written): the first target keeps its old bytes, nothing is left."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("old a")
+
+    def write_a(p: Path) -> None:
+        p.write_text("new a")
+        b.mkdir()  # os.replace cannot put a file over a folder
+        (b / "keep").write_text("x")
+
+    with pytest.raises(OSError):
+        write_set([(a, write_a), (b, lambda p: p.write_text("new b"))])
+    assert a.read_text() == "old a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_write_set_error_is_one_output_error(tmp_path: Path) -> None:
+    def fail(p: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    with _raises(OutputError, "cannot write", "b.txt", "No space left"):
+        write_set([(tmp_path / "a.txt", lambda p: p.write_text("a")), (tmp_path / "b.txt", fail)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(child.stdout)
+    target = tmp_path / "o.csv"
+    stale = tmp_path / f".o.csv.llm4cell-tmp-{dead}-0a1b2c3d"
+    live = tmp_path / f".o.csv.llm4cell-tmp-{os.getppid()}-0a1b2c3d"
+    old = tmp_path / f".o.csv.llm4cell-tmp-{os.getppid()}-99999999"
+    other = tmp_path / f".p.csv.llm4cell-tmp-{dead}-0a1b2c3d"
+    unrelated = tmp_path / ".o.csv.backup"
+    for p in (stale, live, old, other, unrelated):
+        p.write_text("x")
+    two_days = time.time() - 2 * 86400
+    os.utime(old, (two_days, two_days))
+    assert sorted(remove_stale_temporaries(target)) == sorted([stale, old])
+    assert live.exists() and other.exists() and unrelated.exists()
