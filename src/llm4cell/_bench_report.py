@@ -339,9 +339,13 @@ def _save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def _text(label: object) -> str:
-    """A label safe from matplotlib's mathtext (``$`` would start a formula)."""
-    return str(label).replace("$", r"\$")
+def _text(label: object, limit: int = 40) -> str:
+    """A label safe from matplotlib's mathtext (``$`` would start a formula), cut to
+    ``limit`` characters (a long name would squeeze the axes to nothing)."""
+    text = str(label)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def plot_agreement(items: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -373,7 +377,9 @@ def plot_agreement(items: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         .reindex(index=annotators, columns=columns)
     )
     values = grid.to_numpy(dtype=float)
-    fig = _new_figure(1.6 + 1.15 * len(columns), 1.2 + 0.5 * len(annotators))
+    longest = max((len(_text(a)) for a in annotators), default=0)
+    fig = _new_figure(1.6 + 1.15 * len(columns) + 0.075 * longest,
+                      1.2 + 0.5 * len(annotators))
     ax = fig.add_subplot(111)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e6e6e6")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=1, aspect="auto")
