@@ -264,6 +264,25 @@ def test_unusable_answers_are_unknown_then_asked_again_once_fixed(work, server, 
     no_key_anywhere(work, out, err, out2, err2, out3, err3, caplog=caplog)
 
 
+def test_unusable_rows_cached_before_the_fix_are_asked_again(tmp_path, server):
+    """Caches written before issue 12 hold unusable answers: they are not served."""
+    from llm4cell.llm._clients import ChatRequest, OpenAIClient
+    from llm4cell.llm._runner import RequestRunner
+
+    opts = llm4cell.LLMOptions(base_url=server.url, cache_path=tmp_path / "c.sqlite")
+    request = ChatRequest(messages=(("user", "hi"),), max_tokens=16)
+    server.script("prose")
+    old = RequestRunner(OpenAIClient("m", opts), opts)
+    assert "B cells" in old.complete(request).text  # no judge: cached, as before the fix
+    server.script("ok")
+    new = RequestRunner(OpenAIClient("m", opts), opts)
+    done = new.complete(request, accept=lambda c: c.text.startswith("{"))
+    assert done.text.startswith("{") and not done.cached
+    assert len(server.seen) == 2
+    again = RequestRunner(OpenAIClient("m", opts), opts)
+    assert again.complete(request, accept=lambda c: c.text.startswith("{")).cached
+
+
 def test_a_batch_answer_partly_valid_is_kept_and_the_rest_asked_alone(work, server, caplog):
     server.script("missing", "prose", "ok")
     code, out, err, _ = markers(work, server.url, "--batch-size", "2")
@@ -365,6 +384,7 @@ def test_a_url_in_any_options_path_is_checked(monkeypatch):
         lambda: llm4cell.get_annotator(f"hybrid:openai:m?base_url={secret}", check=False),
         lambda: llm4cell.get_annotator(f"consensus:knowledge,openai:m?base_url={secret}",
                                        check=False),
+        lambda: llm4cell.get_annotator(f"openai:m?name=mine at {secret}", check=False),
     ):
         with pytest.raises(llm4cell.BackendError, match="api_key_env") as e:
             attempt()

@@ -230,8 +230,13 @@ def parse_spec(spec: str) -> ParsedSpec:
             msg = ("a backend spec must not hold a key (specs are written to outputs); put it "
                    "in an environment variable and name it with api_key_env=VAR")
             raise BackendError(msg)
-        if key == "base_url" and (problem := url_problem(value)) is not None:
-            msg = url_message(f"base_url in the backend spec {kind}:...", problem)
+        if key == "base_url":
+            problems = [url_problem(value)]
+        else:  # a URL inside another option (a name) is written to outputs as well
+            problems = [p for u in _URL_IN_TEXT.findall(value)
+                        if (p := url_problem(u)) not in (None, _NOT_HTTP)]
+        if any(problems):
+            msg = url_message(f"{key} in the backend spec {kind}:...", next(filter(None, problems)))
             raise BackendError(msg)
         if key not in _SPEC_OPTIONS:
             msg = (f"unknown option {key!r} in backend spec {kind}:...; known: "
@@ -320,6 +325,7 @@ def url_problem(url: str) -> str | None:
 
 
 _NOT_HTTP = "is not an http:// or https:// address"
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
 
 
 def url_message(where: str, problem: str) -> str:
