@@ -172,7 +172,6 @@ EXPECTED_WORDS: dict[str, str] = {
     "data_and_demo": "--demo",
     "neither_data_nor_demo": "--demo",
 }
-#: cases that fail after reading the input: progress lines precede the error today
 
 
 def _make_case_dir(d: Path) -> None:

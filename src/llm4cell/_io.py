@@ -190,7 +190,7 @@ def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike
 
 def _check_writable(out: Path) -> None:
     """Refuse an output whose folder cannot take a new file (probed by creating one)."""
-    folder = out.absolute().parent
+    folder = out.parent  # as the user spelled it; "." at the top of a relative path
     while not folder.exists() and folder != folder.parent:
         if folder.is_symlink():
             msg = (f"cannot write {str(out)!r}: {str(folder)!r} is a broken link; choose "
