@@ -7,9 +7,11 @@ folder, two outputs never one file, the folder can take new files) and written a
 set (:func:`write_set`, :func:`atomic_paths`): every file of the set goes to a
 temporary file beside its target, named ``.<name>.llm4cell-tmp-<pid>-<random>``, and
 only when all of them are complete are they renamed onto their targets. A failure
-while writing leaves the previous files as they were and no temporary file; a kill
-(SIGKILL, power loss) can leave temporary files only, which the next run writing the
-same target removes when their process is gone (or they are more than a day old).
+while writing leaves the previous files as they were and no temporary file (a failed
+rename undoes the renames before it). A kill (SIGKILL, power loss) while writing leaves
+temporary files only, which the next run writing the same target removes when their
+process is gone (or they are more than a day old); only a kill in the microseconds
+between the final renames can leave a mix of new and previous files.
 """
 
 from __future__ import annotations
