@@ -417,22 +417,35 @@ def file_size_limit(limit: int) -> Iterator[None]:
         signal.signal(signal.SIGXFSZ, old)
 
 
+def _limited(limit: int) -> None:
+    """``preexec_fn`` of a child whose writes past ``limit`` bytes fail with EFBIG (the
+    signal that would kill it is ignored), as on a full disk or a quota."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
 def test_failure_mid_write_leaves_the_previous_set(
     inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real write failure (no fake): the process may write files of at most 30 kB, so
     the CSV (a few kB, written first) succeeds and the h5ad fails half-way with EFBIG.
     The previous run's CSV and h5ad must stay exactly as they were, with no new CSV
-    beside an old h5ad and no temporary file."""
+    beside an old h5ad and no temporary file. The limited run is a real ``llm4cell``
+    process: an HDF5 library that failed mid-write is left in a state that crashes the
+    interpreter at exit, which must not be the test process."""
     shutil.copy2(inputs / "in.h5ad", tmp_path / "in.h5ad")
     args = ["annotate", "in.h5ad", "-o", "o.h5ad", "--groupby", "truth"]
     result, lines = invoke(args, tmp_path, monkeypatch)
     assert result.exit_code == 0, (result.exception, lines)
     before = snapshot(tmp_path)
     assert (tmp_path / "o.h5ad").stat().st_size > 30_000 > (tmp_path / "o.csv").stat().st_size
-    with file_size_limit(30_000):
-        result, lines = invoke([*args, "--tissue", "blood"], tmp_path, monkeypatch)
-    assert result.exit_code == 2, (result.exception, lines)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llm4cell", *args, "--tissue", "blood"], cwd=tmp_path,
+        capture_output=True, text=True, env={**os.environ, **ENV}, timeout=300,
+        preexec_fn=lambda: _limited(30_000), check=False,
+    )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, lines
     # the stages that finished are listed (ticked) before the one error line
     rest = [ln for ln in lines if not ln.startswith("✓ ")]
     assert len(rest) == 1 and rest[0].startswith("error: cannot write 'o.h5ad'"), lines

@@ -379,6 +379,15 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 _held = threading.local()
 _next_hooks: dict[str, Callable[..., object]] = {}
+#: Set when a write failed half-way: HDF5 (through h5py) then keeps objects of the failed
+#: file open that it cannot flush, and crashes the interpreter when it tears down at exit
+#: (seen with h5py 3 on a full disk). The command line leaves without that teardown.
+_failed_writes: list[Path] = []
+
+
+def failed_write_happened() -> bool:
+    """Whether an output write of this process failed half-way (see ``_failed_writes``)."""
+    return bool(_failed_writes)
 
 
 def _make_dispatch(name: str) -> Callable[..., None]:
@@ -422,12 +431,21 @@ def _reason(e: OSError) -> str:
     return text[:200]
 
 
+_H5_ERRNO = re.compile(r"errno = (\d+)")
+
+
 def _write_one(write: Callable[[Path], object], tmp: Path) -> str | None:
-    """Run one writer; the reason it failed (an OSError), or None."""
+    """Run one writer; the reason it failed (an OSError, or h5py's RuntimeError naming
+    an errno when the file cannot be closed), or None."""
     try:
         write(tmp)
     except OSError as e:
         return _reason(e)
+    except RuntimeError as e:
+        m = _H5_ERRNO.search(str(e))
+        if m is None:
+            raise
+        return os.strerror(int(m.group(1)))
     return None
 
 
@@ -462,6 +480,7 @@ def write_set(writers: Sequence[tuple[str | os.PathLike[str], Callable[[Path], o
                 if reason is not None:
                     gc.collect()  # the half-written file's objects go now, quietly
             if reason is not None:
+                _failed_writes.append(target)
                 msg = (f"cannot write {str(target)!r}: {reason}; nothing was written "
                        "(free space or choose another output path)")
                 raise OutputError(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -518,7 +519,18 @@ app.command("bench")(bench_cmd)
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="llm4cell")
+    try:
+        app(prog_name="llm4cell")
+    except SystemExit as e:
+        from ._io import failed_write_happened
+
+        if failed_write_happened():
+            # The error line is out and no output was left behind; leave without the
+            # interpreter's teardown, in which HDF5 crashes after a failed h5ad write.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.code if isinstance(e.code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
