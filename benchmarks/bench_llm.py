@@ -80,8 +80,8 @@ def timed(annotator, qs) -> tuple[float, object]:
 
 
 def main() -> None:
+    from llm4cell.annotators._llm import LLMAnnotator
     from llm4cell.llm import LLMOptions
-    from llm4cell.llm._annotator import LLMAnnotator
     from llm4cell.llm._cache import CachedResponse, ResponseCache, cache_key
     from llm4cell.llm._options import parse_spec
 

@@ -29,8 +29,8 @@ import warnings
 
 import pandas as pd
 
-from llm4cell._puzzle_solvers import get_solver
 from llm4cell.puzzles import build_puzzles, score_puzzles
+from llm4cell.puzzles._solvers import get_solver
 
 
 def main() -> int:

@@ -252,7 +252,7 @@ def test_many_groups_rank_without_a_warning_flood():
 
     from scipy import sparse
 
-    from llm4cell._preprocess import rank_markers
+    from llm4cell.preprocess._preprocess import rank_markers
 
     rng = np.random.default_rng(0)
     n_groups, per, genes = 150, 3, [f"G{i}" for i in range(30)]

@@ -429,7 +429,7 @@ datasets:
 
 
 def test_a_truth_naming_several_terms_counts_the_best_one():
-    from llm4cell.bench import _best_scores
+    from llm4cell.bench._run import _best_scores
 
     # B cell against "T cell or B cell" -> full match; against T cell alone -> 0;
     # a truth without a CL ID is left unscored (NaN), never counted as a miss
@@ -505,7 +505,8 @@ def test_paths_are_relative_to_the_config_folder_or_absolute_as_written(tmp_path
 
 
 def test_cache_path_is_relative_to_the_config_folder(tmp_path):
-    from llm4cell.bench import _entrants, _plan_paths, load_config
+    from llm4cell.bench import load_config
+    from llm4cell.bench._run import _entrants, _plan_paths
 
     config = tmp_path / "bench.toml"
     config.write_text('[[annotators]]\nbackend = "openai:m"\n'
@@ -545,7 +546,7 @@ def test_a_failed_output_write_keeps_the_old_set_and_leaves_no_temporaries(tmp_p
     set alone, and the error is one llm4cell error, not a traceback."""
     import errno
 
-    import llm4cell.bench as bench
+    import llm4cell.bench._run as bench
 
     config = write_inputs(tmp_path, HEADER + MARKERS_DS, puzzles=False)
     out = tmp_path / "out"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm4cell._bench_report import (
+from llm4cell.bench._report import (
     LEADERBOARD_COLUMNS,
     leaderboard,
     leaderboard_markdown,

@@ -196,6 +196,6 @@ def test_with_params_refuses_database_parameters(kb):
     ],
 )
 def test_tissue_names(text, tissue):
-    from llm4cell._tissues import match_tissue
+    from llm4cell.ontology._tissues import match_tissue
 
     assert match_tissue(text) == tissue

@@ -275,7 +275,7 @@ def test_server_stopped_mid_run_keeps_answers_and_resumes(tmp_path):
     try:
         o = opts(server, batch_size=1, concurrency=1, retries=1, backoff=0.1)
         annotator = llm4cell.get_annotator(SPEC, o)
-        queries = llm4cell._markers.read_marker_table(MARKERS)[1]
+        queries = llm4cell.annotation._markers.read_marker_table(MARKERS)[1]
         stopped = threading.Event()
 
         def stop_after_two(done: int, total: int) -> None:
@@ -314,7 +314,7 @@ def test_retries_carry_a_run_over_a_server_restart(tmp_path):
         def run() -> None:
             try:
                 result["answers"] = annotator.annotate(
-                    llm4cell._markers.read_marker_table(MARKERS)[1])
+                    llm4cell.annotation._markers.read_marker_table(MARKERS)[1])
             except Exception as e:  # reported below
                 result["error"] = e
 

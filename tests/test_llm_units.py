@@ -14,8 +14,9 @@ import pytest
 
 import llm4cell
 from llm4cell._records import MarkerQuery
-from llm4cell.llm import LLMOptions, ResponseCache, answer_schema, consensus_vote, parse_answers
-from llm4cell.llm._annotator import LLMAnnotator
+from llm4cell.annotators import consensus_vote
+from llm4cell.annotators._llm import LLMAnnotator
+from llm4cell.llm import LLMOptions, ResponseCache, answer_schema, parse_answers
 from llm4cell.llm._cache import CachedResponse, cache_key
 from llm4cell.llm._options import parse_spec, redact, safe_url
 from llm4cell.llm._runner import load_prices, price_for

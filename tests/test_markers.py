@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import llm4cell
-from llm4cell._markers import read_marker_table
+from llm4cell.annotation._markers import read_marker_table
 from llm4cell.ontology import load_ontology
 
 # NK is the group 1 innate lymphoid cell subtree (NK cells and ILC1s; short NK lists

@@ -15,11 +15,8 @@ from conftest import _pbmc
 from typer.testing import CliRunner
 
 from llm4cell._errors import InputError
-from llm4cell._puzzle_solvers import get_solver
 from llm4cell.cli import app
-from llm4cell.llm._puzzle_prompt import parse_puzzle_answer, puzzle_question
 from llm4cell.puzzles import (
-    CANDIDATES_INTRO,
     Puzzle,
     PuzzleAnswer,
     PuzzleCell,
@@ -31,6 +28,9 @@ from llm4cell.puzzles import (
     write_answers,
     write_puzzles,
 )
+from llm4cell.puzzles._prompt import parse_puzzle_answer, puzzle_question
+from llm4cell.puzzles._puzzles import CANDIDATES_INTRO
+from llm4cell.puzzles._solvers import get_solver
 
 BUILD = {"label_col": "bulk_labels", "n_min": 8, "n_max": 10, "per_n": 2, "top_genes": 15,
          "tissue": "blood"}

@@ -13,7 +13,6 @@ from llama_server import MODEL_ALIAS
 from typer.testing import CliRunner
 
 from llm4cell.cli import app
-from llm4cell.llm._puzzle_prompt import parse_puzzle_answer
 from llm4cell.puzzles import (
     build_puzzles,
     read_answers,
@@ -21,6 +20,7 @@ from llm4cell.puzzles import (
     solve_puzzles,
     write_puzzles,
 )
+from llm4cell.puzzles._prompt import parse_puzzle_answer
 
 SPEC = f"openai:{MODEL_ALIAS}"
 

@@ -18,7 +18,7 @@ from conftest import cli_env
 
 import llm4cell
 from llm4cell import InputError
-from llm4cell._score import ScoreResult, score
+from llm4cell.metrics._score import ScoreResult, score
 from llm4cell.ontology import load_ontology
 
 T_CELL, B_CELL, MONOCYTE = "CL:0000084", "CL:0000236", "CL:0000576"

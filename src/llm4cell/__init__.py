@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
-from ._annotate import AnnotationResult, annotate, run_annotation
-from ._annotators import BACKENDS, Annotator, BackendSpec, get_annotator, show
 from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
-from ._markers import annotate_markers
 from ._records import Annotation, Candidate, MarkerQuery
-from .bench import run_bench
-from .knowledge import KnowledgeBase, load_knowledge
+from .annotation._annotate import AnnotationResult, annotate, run_annotation
+from .annotation._markers import annotate_markers
+from .annotators._registry import BACKENDS, Annotator, BackendSpec, get_annotator, show
+from .bench._run import run_bench
+from .knowledge._engine import KnowledgeBase, load_knowledge
 from .llm._options import LLMOptions
-from .ontology import CellOntology, OntologyMatch, load_ontology, match_label
-from .puzzles import (
+from .ontology._graph import CellOntology, load_ontology
+from .ontology._matcher import OntologyMatch, match_label
+from .puzzles._puzzles import (
     Puzzle,
     PuzzleAnswer,
     build_puzzles,

@@ -29,10 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._records import Annotation, Candidate, MarkerQuery
-from ..knowledge import UNKNOWN
-from ..metrics import ontology_agreement
-from ..ontology import GENERIC_TERMS, CellOntology, load_ontology
-from ._options import LLMOptions
+from ..knowledge._engine import UNKNOWN
+from ..llm._options import LLMOptions
+from ..metrics._metrics import ontology_agreement
+from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
 
 __all__ = ["ConsensusAnnotator", "Vote", "consensus_vote"]
 

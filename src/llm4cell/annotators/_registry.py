@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pandas as pd
 
-from ._errors import BackendError, InputError
-from ._records import Annotation, MarkerQuery
-from .knowledge import KnowledgeBase, load_knowledge
+from .._errors import BackendError, InputError
+from .._records import Annotation, MarkerQuery
+from ..knowledge._engine import KnowledgeBase, load_knowledge
 
 if TYPE_CHECKING:
-    from .llm._options import LLMOptions, ParsedSpec
+    from ..llm._options import LLMOptions, ParsedSpec
 
 __all__ = [
     "BACKENDS",
@@ -158,7 +158,7 @@ def get_annotator(
             return spec
         msg = f"backend must be a spec string or an Annotator, got {type(spec).__name__}"
         raise BackendError(msg)
-    from .llm._options import parse_spec
+    from ..llm._options import parse_spec
 
     parsed = parse_spec(spec)
     opts = as_options(options)
@@ -173,7 +173,7 @@ def as_options(options: LLMOptions | Mapping[str, object] | None) -> LLMOptions:
     BackendError
         When the dict holds unknown fields or bad values.
     """
-    from .llm._options import LLMOptions
+    from ..llm._options import LLMOptions
 
     if options is None:
         return LLMOptions()
@@ -187,9 +187,9 @@ def as_options(options: LLMOptions | Mapping[str, object] | None) -> LLMOptions:
 
 
 def _build(parsed: ParsedSpec, opts: LLMOptions, check: bool) -> Annotator:
-    from .llm._annotator import HybridAnnotator, LLMAnnotator
-    from .llm._consensus import ConsensusAnnotator
-    from .llm._options import merge_options, parse_spec
+    from ..llm._options import merge_options, parse_spec
+    from ._consensus import ConsensusAnnotator
+    from ._llm import HybridAnnotator, LLMAnnotator
 
     if parsed.kind == "knowledge":
         return KnowledgeAnnotator()

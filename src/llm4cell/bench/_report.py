@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_path, write_text
-from ._report import _CSS
-from .metrics import expected_calibration_error, reliability_bins
+from .._io import atomic_path, write_text
+from ..metrics._metrics import expected_calibration_error, reliability_bins
+from ..report._annotation import _CSS
 
 __all__ = [
     "LEADERBOARD_COLUMNS",

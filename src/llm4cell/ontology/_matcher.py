@@ -60,8 +60,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ._graph import GENERIC_TERMS, CellOntology, load_ontology
 from ._tissues import match_tissue, restricted_tissues
-from .ontology import GENERIC_TERMS, CellOntology, load_ontology
 
 __all__ = [
     "ABBREVIATIONS",
@@ -235,7 +235,7 @@ class OntologyMatch:
     score
         Match score in [0, 1].
     method
-        How it was found (see :mod:`llm4cell._matcher`).
+        How it was found (see :mod:`llm4cell.ontology._matcher`).
     alternatives
         Up to 3 other candidates as ``(ontology_id, label, score)``.
     ambiguous

@@ -10,7 +10,7 @@
   construction). ``assignment=False`` takes each cell's best candidate instead.
 * ``random``: a random permutation of the candidates (seeded per puzzle), the baseline.
 * LLMs (``openai:``, ``anthropic:``, ``llamacpp:``): the Cell-o1 prompt of
-  :mod:`llm4cell.llm._puzzle_prompt`, parsed strictly, no repair turn (a malformed reply
+  :mod:`llm4cell.puzzles._prompt`, parsed strictly, no repair turn (a malformed reply
   is recorded and scores 0, as in the published benchmark). Requests go through the
   response cache.
 * ``hybrid:<llm>``: the LLM also sees the knowledge score matrix and assignment and may
@@ -30,11 +30,11 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._errors import BackendError
-from ._records import MarkerQuery
-from .genes import is_evidence_gene
-from .knowledge import GENERIC_TERMS, KnowledgeBase, load_knowledge
-from .puzzles import Puzzle, PuzzleAnswer
+from .._errors import BackendError
+from .._records import MarkerQuery
+from ..genes import is_evidence_gene
+from ..knowledge._engine import GENERIC_TERMS, KnowledgeBase, load_knowledge
+from ._puzzles import Puzzle, PuzzleAnswer
 
 __all__ = ["PuzzleSolver", "get_solver"]
 
@@ -113,7 +113,7 @@ class KnowledgeSolver:
         """A candidate's CL ID: the puzzle's ``candidate_ids`` entry, else the label matcher."""
         if label.strip().casefold() in {k.strip().casefold() for k in p.candidate_ids}:
             return p.candidate_id(label)
-        from ._matcher import get_matcher
+        from ..ontology._matcher import get_matcher
 
         return get_matcher().match(label, tissue=p.tissue).ontology_id
 
@@ -244,8 +244,8 @@ class LLMSolver:
         self.n_fallbacks = 0
 
     def _ask(self, p: Puzzle, hint: PuzzleAnswer | None) -> tuple[str, dict[str, int], float]:
-        from .llm._clients import ChatRequest
-        from .llm._puzzle_prompt import PUZZLE_SYSTEM, hints_block, puzzle_question
+        from ..llm._clients import ChatRequest
+        from ._prompt import PUZZLE_SYSTEM, hints_block, puzzle_question
 
         question = puzzle_question(p)
         if hint is not None:
@@ -270,7 +270,7 @@ class LLMSolver:
 
     def solve_one(self, p: Puzzle) -> PuzzleAnswer:
         """Solve one puzzle (one request)."""
-        from .llm._puzzle_prompt import parse_puzzle_answer
+        from ._prompt import parse_puzzle_answer
 
         hint = self.knowledge.solve_one(p) if self.knowledge is not None else None
         text, usage, took = self._ask(p, hint)
@@ -304,9 +304,9 @@ class LLMSolver:
     def solve(self, puzzles: Sequence[Puzzle], progress: Progress | None = None
               ) -> list[PuzzleAnswer]:
         """One answer per puzzle; requests run concurrently (``options.concurrency``)."""
-        from ._errors import BackendError as _BE
-        from .llm._options import redact
-        from .llm._runner import run_parallel
+        from .._errors import BackendError as _BE
+        from ..llm._options import redact
+        from ..llm._runner import run_parallel
 
         done = 0
         total = len(puzzles)
@@ -326,7 +326,7 @@ class LLMSolver:
 
     def provenance(self) -> dict[str, object]:
         """The model's provenance plus format failures and fallbacks."""
-        from .llm._puzzle_prompt import PUZZLE_PROMPT_VERSION
+        from ._prompt import PUZZLE_PROMPT_VERSION
 
         prov = dict(self.llm.provenance())
         prov.pop("answers", None)
@@ -405,8 +405,8 @@ def get_solver(
     BackendError
         For unknown specs, bad options, or LLM backends that cannot answer.
     """
-    from ._annotators import _build, as_options
-    from .llm._options import parse_spec, split_members
+    from ..annotators._registry import _build, as_options
+    from ..llm._options import parse_spec, split_members
 
     if not isinstance(spec, str) or not spec.strip():
         msg = f"backend must be a spec string such as 'knowledge', got {spec!r}"

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ._annotators import Annotator, check_answers, get_annotator
-from ._errors import InputError
-from ._io import read_table
-from ._records import Annotation, MarkerQuery, details_columns
+from .._errors import InputError
+from .._io import read_table
+from .._records import Annotation, MarkerQuery, details_columns
+from ..annotators._registry import Annotator, check_answers, get_annotator
 
 if TYPE_CHECKING:
-    from .llm import LLMOptions
+    from ..llm import LLMOptions
 
 __all__ = ["annotate_markers", "check_n_markers", "read_marker_table"]
 
@@ -208,7 +208,7 @@ def annotate_markers(
     ----------
     markers
         Path or DataFrame of a marker table (simple, Seurat ``FindAllMarkers`` or scanpy
-        ``rank_genes_groups`` format; see :mod:`llm4cell._markers`).
+        ``rank_genes_groups`` format; see :mod:`llm4cell.annotation._markers`).
     backend
         Backend spec (``"knowledge"``, offline; ``"openai:MODEL"``, ``"anthropic:MODEL"``,
         ``"llamacpp:PATH.gguf"``, ``"hybrid:..."``, ``"consensus:..."``) or an annotator.

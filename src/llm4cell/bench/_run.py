@@ -73,10 +73,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._bench_store import ResultStore, now, refuse_overwriting_inputs
-from ._errors import BackendError, InputError, Llm4cellError
-from ._records import Annotation, MarkerQuery
-from .llm._runner import usage_totals
+from .._errors import BackendError, InputError, Llm4cellError
+from .._records import Annotation, MarkerQuery
+from ..llm._runner import usage_totals
+from ._store import ResultStore, now, refuse_overwriting_inputs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,7 +101,7 @@ def _redact_urls(text: str) -> str:
     Such URLs may carry credentials (``http://user:KEY@host``, ``?api_key=...``); they
     are cut to scheme, host, port and path before anything is written or shown.
     """
-    from .llm._options import safe_url
+    from ..llm._options import safe_url
 
     def fix(m: re.Match[str]) -> str:
         url = m.group(0)
@@ -149,7 +149,7 @@ class AnnotatorConfig(_Strict):
 
     @model_validator(mode="after")
     def _valid_options(self) -> AnnotatorConfig:
-        from .llm._options import LLMOptions
+        from ..llm._options import LLMOptions
 
         if "api_key" in self.options:
             msg = ("api_key may not be written in a config file; put the key in an "
@@ -395,8 +395,8 @@ def _dataset_path(cfg: DatasetConfig, base: Path) -> Path | None:
 
 def _truth_ids(value: object, tissue: str | None) -> list[str]:
     """CL IDs in a truth cell (several allowed), else the matcher's term for the text."""
-    from ._matcher import get_matcher
-    from .ontology import load_ontology
+    from ..ontology._graph import load_ontology
+    from ..ontology._matcher import get_matcher
 
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return []
@@ -421,8 +421,8 @@ def _subset(df: pd.DataFrame, cfg: DatasetConfig, seed: int) -> pd.DataFrame:
 
 
 def _load_markers(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
-    from ._io import read_table
-    from ._markers import read_marker_table
+    from .._io import read_table
+    from ..annotation._markers import read_marker_table
 
     df = read_table(path, "marker table")
     if cfg.truth_col not in df.columns:
@@ -459,7 +459,7 @@ def _load_markers(cfg: DatasetConfig, path: Path, seed: int) -> _Dataset:
 
 
 def _read_h5ad(cfg: DatasetConfig, base: Path) -> Any:
-    from ._io import read_data
+    from .._io import read_data
 
     path = _dataset_path(cfg, base)
     if path is None:
@@ -488,8 +488,8 @@ def _fingerprint(cfg: DatasetConfig, base: Path) -> str:
 def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
     import warnings
 
-    from ._preprocess import cluster, prepare_expression, rank_markers
-    from .puzzles import _candidate_ids, _id_column
+    from ..preprocess._preprocess import cluster, prepare_expression, rank_markers
+    from ..puzzles._puzzles import _candidate_ids, _id_column
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -547,7 +547,7 @@ def _load_h5ad(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
 
 
 def _load_puzzles(cfg: DatasetConfig, base: Path, seed: int) -> _Dataset:
-    from .puzzles import build_puzzles, read_puzzles
+    from ..puzzles._puzzles import build_puzzles, read_puzzles
 
     if cfg.builds_puzzles:
         import warnings
@@ -634,7 +634,7 @@ class _Entrant:
 
     def llm_options(self) -> Any:
         """The LLMOptions of this annotator (validated; the config's cache path resolved)."""
-        from .llm._options import LLMOptions
+        from ..llm._options import LLMOptions
 
         data = {**self.options, "name": self.name}
         if self.cache_path is not None:
@@ -680,7 +680,7 @@ class _VocabBaseline:
         self.kind = kind
         self.name = kind
         self.seed = seed
-        from .ontology import load_ontology
+        from ..ontology._graph import load_ontology
 
         onto = load_ontology()
         vocab = sorted(dataset.vocabulary, key=lambda v: (-v[2], v[0]))
@@ -705,7 +705,7 @@ class _VocabBaseline:
         return out
 
     def solve(self, puzzles: Sequence[Any], progress: Any = None) -> list[Any]:
-        from ._puzzle_solvers import RandomSolver, _answer
+        from ..puzzles._solvers import RandomSolver, _answer
 
         if self.kind == "random":
             return RandomSolver(self.seed).solve(puzzles)
@@ -727,10 +727,10 @@ def _build(entrant: _Entrant, dataset: _Dataset, seed: int, check: bool) -> Any:
         return _VocabBaseline(entrant.backend, dataset, seed)
     opts = entrant.llm_options() if entrant.backend != "knowledge" else None
     if dataset.config.kind == "puzzles":
-        from ._puzzle_solvers import get_solver
+        from ..puzzles._solvers import get_solver
 
         return get_solver(entrant.backend, opts, seed=seed, check=check)
-    from ._annotators import get_annotator
+    from ..annotators._registry import get_annotator
 
     return get_annotator(entrant.backend, opts, check=check)
 
@@ -748,7 +748,7 @@ def _run_key(entrant: _Entrant, dataset: _Dataset, seed: int) -> str:
 
 def _best_scores(pred_ids: list[str | None], truths: list[list[str]]) -> pd.DataFrame:
     """score_pairs against each truth's IDs, keeping the best alternative per row."""
-    from .metrics import score_pairs
+    from ..metrics._metrics import score_pairs
 
     flat_pred: list[str | None] = []
     flat_truth: list[str | None] = []
@@ -790,7 +790,7 @@ def _annotation_rows(units: list[_Unit], answers: dict[str, Annotation]) -> list
 
 
 def _puzzle_rows(units: list[_Unit], answers: list[Any]) -> list[dict[str, Any]]:
-    from .puzzles import score_puzzles
+    from ..puzzles._puzzles import score_puzzles
 
     scores = score_puzzles(answers)
     per_cell = scores.per_cell.groupby("id", sort=False)[
@@ -943,7 +943,7 @@ def _plan_paths(cfg: BenchConfig, config: Path, output: str | os.PathLike[str] |
     Config paths are relative to the config's folder (absolute ones as written, ``..``
     refused); the output folder must be writable and no output may be an input.
     """
-    from ._io import check_outputs
+    from .._io import check_outputs
 
     base = config.resolve().parent
     out_dir = (Path(output) if output is not None
@@ -987,14 +987,14 @@ def _write_outputs(out_dir: Path, items: pd.DataFrame, board: pd.DataFrame, *, t
     import shutil
     import tempfile
 
-    from ._bench_report import (
+    from .._io import write_set
+    from ._report import (
         leaderboard_markdown,
         plot_agreement,
         plot_puzzle_accuracy,
         plot_reliability,
         render_html_report,
     )
-    from ._io import write_set
 
     plots = {
         "Agreement by annotator and dataset": ("agreement.png", plot_agreement),
@@ -1034,7 +1034,7 @@ def _run_bench(
     progress: Progress | None,
     check: bool,
 ) -> BenchResult:
-    from ._bench_report import leaderboard
+    from ._report import leaderboard
 
     cfg, text = load_config(config)
     base = Path(config).resolve().parent

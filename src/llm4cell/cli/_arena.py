@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from ._errors import Llm4cellError
-from .cli import (
+from .._errors import Llm4cellError
+from ._main import (
     _DEFAULT,
     ApiKeyEnvOpt,
     ApiKeyOpt,
@@ -50,8 +50,8 @@ def _check_outputs(outputs: list[Path], inputs: list[tuple[str, Path | None]],
                    flags: list[str]) -> None:
     """Before any work: no output is an input (the message names which), no two outputs
     are one file, none is a folder and each folder takes new files."""
-    from ._bench_store import refuse_overwriting_inputs
-    from ._io import check_outputs
+    from .._io import check_outputs
+    from ..bench._store import refuse_overwriting_inputs
 
     refuse_overwriting_inputs(outputs, inputs)
     check_outputs(outputs, flags=flags)
@@ -90,8 +90,8 @@ def build_cmd(
 ) -> None:
     """Draw puzzles of N cells of N distinct types per donor from a labelled dataset."""
     try:
-        from ._io import read_data
-        from .puzzles import build_puzzles, write_puzzles
+        from .._io import read_data
+        from ..puzzles._puzzles import build_puzzles, write_puzzles
 
         _check_outputs([output], [("the data", data)], ["-o"])
         cols = [c.strip() for v in (context_cols or []) for c in v.split(",") if c.strip()]
@@ -151,8 +151,8 @@ def solve_cmd(
 ) -> None:
     """Solve puzzles: knowledge (assignment), random, an LLM, hybrid: or consensus:."""
     try:
-        from ._puzzle_solvers import get_solver
-        from .puzzles import read_puzzles, write_answers
+        from ..puzzles._puzzles import read_puzzles, write_answers
+        from ..puzzles._solvers import get_solver
 
         _check_outputs([output], [("the puzzles", puzzles_path), ("--prices", prices),
                                   ("--cache", cache)], ["-o"])
@@ -186,7 +186,7 @@ def solve_cmd(
     if usage:
         err.print(usage, highlight=False)
     if all(a.answer is not None for a in answers):
-        from .puzzles import score_puzzles
+        from ..puzzles._puzzles import score_puzzles
 
         row = score_puzzles(answers).summary.iloc[0]
         err.print(f"cell-level accuracy {row['cell_accuracy']:.3f}, batch-level accuracy "
@@ -207,8 +207,8 @@ def score_cmd(
 ) -> None:
     """Cell-level and batch-level accuracy, format compliance, uniqueness, by N."""
     try:
-        from ._io import write_set
-        from .puzzles import read_answers, score_puzzles
+        from .._io import write_set
+        from ..puzzles._puzzles import read_answers, score_puzzles
 
         chosen = [(p, f) for p, f in ((json_out, "--json"), (csv_out, "--csv"))
                   if p is not None]
@@ -258,7 +258,7 @@ def bench_cmd(
     A re-run skips the items already stored, so an interrupted bench resumes.
     """
     try:
-        from .bench import run_bench
+        from ..bench._run import run_bench
 
         with _bar() as bar:
             task = bar.add_task("Loading datasets and checking backends", total=None)

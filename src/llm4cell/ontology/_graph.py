@@ -10,7 +10,7 @@ Relations are the ``is_a`` hierarchy as CELLxGENE exports it: every term lists a
 ancestors with their distance (number of ``is_a`` steps, shortest path). The CELLxGENE
 export carries one synonym list per term (no exact/related/broad/narrow scopes).
 
-Free text is mapped to terms by :func:`match_label` (see :mod:`llm4cell._matcher` for
+Free text is mapped to terms by :func:`match_label` (see :mod:`llm4cell.ontology._matcher` for
 the methods and scores).
 """
 
@@ -21,21 +21,9 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from ._errors import KnowledgeBaseError
+from .._errors import KnowledgeBaseError
 
-__all__ = [
-    "ABBREVIATIONS",
-    "CL_SCHEMA_VERSION",
-    "GENERIC_TERMS",
-    "ROOT",
-    "CellOntology",
-    "LabelMatcher",
-    "OntologyMatch",
-    "get_matcher",
-    "load_ontology",
-    "match_label",
-    "normalise_label",
-]
+__all__ = ["CL_SCHEMA_VERSION", "GENERIC_TERMS", "ROOT", "CellOntology", "load_ontology"]
 
 #: CELLxGENE schema version whose Cell Ontology release llm4cell uses (CL v2026-03-26).
 CL_SCHEMA_VERSION = "7.1.0"
@@ -232,14 +220,3 @@ def load_ontology(schema_version: str = CL_SCHEMA_VERSION) -> CellOntology:
         msg = f"cannot load the Cell Ontology {version} from cellxgene-ontology-guide: {e}"
         raise KnowledgeBaseError(msg) from e
     return CellOntology(terms, version)
-
-
-# The free-text matcher builds on the classes above; it is part of this module's API.
-from ._matcher import (  # noqa: E402
-    ABBREVIATIONS,
-    LabelMatcher,
-    OntologyMatch,
-    get_matcher,
-    match_label,
-    normalise_label,
-)

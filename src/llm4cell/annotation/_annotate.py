@@ -15,21 +15,21 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ._annotators import Annotator, check_answers, get_annotator
-from ._errors import InputError
-from ._preprocess import (
+from .._errors import InputError
+from .._progress import Stages
+from .._records import Annotation, MarkerQuery, Species, details_columns
+from ..annotators._registry import Annotator, check_answers, get_annotator
+from ..knowledge._engine import UNKNOWN, load_knowledge
+from ..preprocess._preprocess import (
     Expression,
     check_can_cluster,
     cluster,
     prepare_expression,
     rank_markers,
 )
-from ._progress import Stages
-from ._records import Annotation, MarkerQuery, Species, details_columns
-from .knowledge import UNKNOWN, load_knowledge
 
 if TYPE_CHECKING:
-    from .llm import LLMOptions
+    from ..llm import LLMOptions
 
 __all__ = ["AnnotationResult", "annotate", "run_annotation", "write_outputs"]
 
@@ -517,7 +517,7 @@ def annotate(
     ``adata.obsm["X_umap"]``
         Only when ``report`` is given and ``adata`` has no UMAP yet.
     """
-    from ._io import check_outputs
+    from .._io import check_outputs
 
     check_outputs([csv, report], flags=["csv", "report"])
     result, expr = run_annotation(
@@ -548,14 +548,14 @@ def write_outputs(
     The report is rendered first (it adds ``obsm['X_umap']`` when missing, which the
     ``.h5ad`` then keeps).
     """
-    from ._io import write_set
+    from .._io import write_set
 
     writers: list[tuple[str | os.PathLike[str], object]] = []
     if csv is not None:
         table = result.to_df()
         writers.append((csv, lambda p: table.to_csv(p, index=False)))
     if report is not None:
-        from ._report import render_report
+        from ..report._annotation import render_report
 
         page = render_report(adata, result, expr, random_state=random_state)
         writers.append((report, lambda p: p.write_text(page, encoding="utf-8")))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._errors import InputError
+from .._errors import InputError
 
 __all__ = ["ResultStore", "now", "refuse_overwriting_inputs"]
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._errors import InputError
-from ._io import read_table
-from .metrics import score_pairs, summarize
-from .ontology import get_matcher, load_ontology
+from .._errors import InputError
+from .._io import read_table
+from ..ontology._graph import load_ontology
+from ..ontology._matcher import get_matcher
+from ._metrics import score_pairs, summarize
 
 __all__ = ["ScoreResult", "score"]
 
@@ -138,7 +139,7 @@ def _map_side(values: pd.Series, tissues: pd.Series | None, side: str) -> pd.Dat
 
 def _from_h5ad(path: Path, pred_col: str | None, truth_col: str | None,
                confidence_col: str | None) -> tuple[pd.DataFrame, str, str, str | None]:
-    from ._io import read_data
+    from .._io import read_data
 
     adata = read_data(path)
     obs = adata.obs.copy()

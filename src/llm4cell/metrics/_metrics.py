@@ -115,7 +115,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .ontology import GENERIC_TERMS, CellOntology, load_ontology
+from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
 
 __all__ = [
     "METRIC_COLUMNS",

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._errors import InputError
-from ._io import atomic_path
-from .metrics import score_pairs
+from .._errors import InputError
+from .._io import atomic_path
+from ..metrics._metrics import score_pairs
 
 __all__ = [
     "Puzzle",
@@ -226,8 +226,8 @@ def _id_column(adata: ad.AnnData, label_col: str, label_id_col: str | None) -> s
 def _candidate_ids(
     labels: Iterable[str], ids: Mapping[str, str] | None, tissue: str | None
 ) -> dict[str, str | None]:
-    from ._matcher import get_matcher
-    from .ontology import load_ontology
+    from ..ontology._graph import load_ontology
+    from ..ontology._matcher import get_matcher
 
     onto = load_ontology()
     matcher = get_matcher()
@@ -326,7 +326,7 @@ def build_puzzles(
     InputError
         For unknown columns, bad sizes, or when no group holds ``n_min`` distinct types.
     """
-    from ._preprocess import prepare_expression
+    from ..preprocess._preprocess import prepare_expression
 
     _check_build_args(n_min, n_max, top_genes, per_n)
     labels = _column(adata, label_col, "--label-col")
@@ -647,7 +647,7 @@ def solve_puzzles(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PuzzleAnswer]:
-    """Solve puzzles with a backend; see :mod:`llm4cell._puzzle_solvers`.
+    """Solve puzzles with a backend; see :mod:`llm4cell.puzzles._solvers`.
 
     Parameters
     ----------
@@ -681,7 +681,7 @@ def solve_puzzles(
     BackendError
         For unknown specs or LLM backends that cannot answer.
     """
-    from ._puzzle_solvers import get_solver
+    from ._solvers import get_solver
 
     solver = get_solver(backend, backend_options, assignment=assignment, seed=seed)
     return solver.solve(puzzles, progress=progress)
@@ -737,7 +737,7 @@ def _pred_id(label: str | None, answer: PuzzleAnswer) -> str | None:
     by_key = {_key(k): v for k, v in answer.candidate_ids.items()}
     if _key(label) in by_key:
         return by_key[_key(label)]
-    from ._matcher import get_matcher
+    from ..ontology._matcher import get_matcher
 
     return get_matcher().match(label).ontology_id
 

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._errors import InputError
-from .genes import is_evidence_gene, resolve_var_symbols
+from .._errors import InputError
+from ..genes import is_evidence_gene, resolve_var_symbols
 
 __all__ = [
     "Expression",

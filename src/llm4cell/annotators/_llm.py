@@ -27,13 +27,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from .._errors import BackendError, InputError
-from .._matcher import get_matcher
 from .._records import Annotation, Candidate, MarkerQuery
-from ..knowledge import UNKNOWN
-from ._answers import ClusterAnswer, ParsedAnswers, answer_schema, parse_answers
-from ._clients import ChatClient, ChatRequest, Completion, make_client
-from ._options import LLMOptions, ParsedSpec, redact
-from ._prompts import (
+from ..knowledge._engine import UNKNOWN
+from ..llm._answers import ClusterAnswer, ParsedAnswers, answer_schema, parse_answers
+from ..llm._clients import ChatClient, ChatRequest, Completion, make_client
+from ..llm._options import LLMOptions, ParsedSpec, redact
+from ..llm._prompts import (
     SYSTEM,
     cluster_block,
     discussion_prompt,
@@ -43,7 +42,8 @@ from ._prompts import (
     summary_prompt,
     task_prompt,
 )
-from ._runner import RequestRunner, run_parallel
+from ..llm._runner import RequestRunner, run_parallel
+from ..ontology._matcher import get_matcher
 
 __all__ = ["HybridAnnotator", "LLMAnnotator"]
 
@@ -357,7 +357,7 @@ class HybridAnnotator:
     """
 
     def __init__(self, llm: LLMAnnotator, options: LLMOptions) -> None:
-        from .._annotators import KnowledgeAnnotator
+        from ._registry import KnowledgeAnnotator
 
         self.llm = llm
         self.options = options

@@ -14,7 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ._io import write_text
+from .._io import write_text
 
 __all__ = ["render_report", "write_report"]
 

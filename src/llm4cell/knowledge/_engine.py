@@ -32,7 +32,7 @@ unannotated genes removed), with rank weights ``r_i = 1 / log2(i + 2)``::
 where ``prior(t) = n_sources(t) / (n_sources(t) + support_k)`` down-weights types few
 sources describe, and ``tissue(t)`` is ``tissue_penalty`` for a type restricted to tissues
 other than the query's, ``tissue_boost`` for one restricted to the query's tissue (rule in
-:mod:`llm4cell._tissues`), else 1.
+:mod:`llm4cell.ontology._tissues`), else 1.
 
 Chance: at load, the engine scores ``null_lists`` random marker lists (fixed seed) for
 each of several list lengths, drawing database genes with probability proportional to
@@ -75,11 +75,11 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from ._errors import KnowledgeBaseError
-from ._records import Annotation, Candidate, MarkerQuery
-from ._tissues import match_tissue, restricted_tissues
-from .genes import is_evidence_gene, mouse_orthologs
-from .ontology import GENERIC_TERMS, CellOntology, load_ontology
+from .._errors import KnowledgeBaseError
+from .._records import Annotation, Candidate, MarkerQuery
+from ..genes import is_evidence_gene, mouse_orthologs
+from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
+from ..ontology._tissues import match_tissue, restricted_tissues
 
 __all__ = ["KnowledgeBase", "KnowledgeParams", "load_knowledge"]
 

@@ -18,8 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ._errors import Llm4cellError
-from .llm._options import LLMOptions
+from .._errors import Llm4cellError
+from ..llm._options import LLMOptions
 
 err = Console(stderr=True)
 out = Console()
@@ -147,7 +147,7 @@ def _llm_options(backend: str, **kw: object) -> object:
     """LLMOptions from the CLI flags (None for the knowledge backend)."""
     if backend.strip().lower() == "knowledge":
         return None
-    from .llm._runner import load_prices
+    from ..llm._runner import load_prices
 
     prices = kw.pop("prices")
     no_cache = kw.pop("no_cache")
@@ -161,7 +161,7 @@ def _llm_options(backend: str, **kw: object) -> object:
     try:
         return LLMOptions.model_validate(data)
     except ValueError as e:
-        from ._errors import InputError
+        from .._errors import InputError
 
         first = e.errors()[0]  # type: ignore[attr-defined]
         opt = "--" + str(first["loc"][0]).replace("_", "-")
@@ -171,7 +171,7 @@ def _llm_options(backend: str, **kw: object) -> object:
 
 def _usage_line(prov: object) -> str | None:
     """One line of LLM accounting from a provenance record (summed over members)."""
-    from .llm._runner import usage_totals
+    from ..llm._runner import usage_totals
 
     if not _has_usage(prov):
         return None
@@ -282,9 +282,9 @@ def _annotate(
     overwrite: bool, **kwargs: Any,
 ) -> None:
     """Check everything that can be checked, read, annotate, then write the output set."""
-    from ._annotate import check_params
-    from ._errors import InputError
-    from ._io import check_outputs, read_data
+    from .._errors import InputError
+    from .._io import check_outputs, read_data
+    from ..annotation._annotate import check_params
 
     check_params(**{k: kwargs[k] for k in ("key_added", "resolution", "n_markers",
                                            "random_state", "species")})
@@ -299,7 +299,7 @@ def _annotate(
 
     import anndata as ad
 
-    from ._annotate import run_annotation, write_outputs
+    from ..annotation._annotate import run_annotation, write_outputs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -382,8 +382,8 @@ def markers_cmd(
     try:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        from ._io import check_outputs, write_csv
-        from ._markers import annotate_markers, check_n_markers
+        from .._io import check_outputs, write_csv
+        from ..annotation._markers import annotate_markers, check_n_markers
 
         check_n_markers(n_markers)
         check_outputs([output], [markers], flags=["-o"])
@@ -454,8 +454,8 @@ def score_cmd(
 ) -> None:
     """Score predictions against the truth on the Cell Ontology graph."""
     try:
-        from ._io import check_outputs, write_set
-        from ._score import score
+        from .._io import check_outputs, write_set
+        from ..metrics._score import score
 
         check_outputs([csv_out, json_out], [pred, truth], flags=["--csv", "--json"])
         result = score(
@@ -511,10 +511,6 @@ def _print_scores(result: object) -> None:
 
 
 # The arena's commands reuse the option types above, so they register last.
-from ._cli_arena import bench_cmd, puzzles_app  # noqa: E402
-
-app.add_typer(puzzles_app, name="puzzles")
-app.command("bench")(bench_cmd)
 
 
 def main() -> None:
@@ -522,7 +518,7 @@ def main() -> None:
     try:
         app(prog_name="llm4cell")
     except SystemExit as e:
-        from ._io import failed_write_happened
+        from .._io import failed_write_happened
 
         if failed_write_happened():
             # The error line is out and no output was left behind; leave without the
@@ -532,6 +528,3 @@ def main() -> None:
             os._exit(e.code if isinstance(e.code, int) else 1)
         raise
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
