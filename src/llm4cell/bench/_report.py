@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, write_text
-from ..metrics._metrics import expected_calibration_error, reliability_bins
+from ..metrics._calibration import expected_calibration_error, reliability_bins
 from ..report._annotation import _CSS
 
 __all__ = [

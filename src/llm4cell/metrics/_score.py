@@ -21,7 +21,7 @@ from .._errors import InputError
 from .._io import read_table
 from ..ontology._graph import load_ontology
 from ..ontology._matcher import get_matcher
-from ._metrics import score_pairs, summarize
+from ._pairs import score_pairs, summarize
 
 __all__ = ["ScoreResult", "score"]
 
