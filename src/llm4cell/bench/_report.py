@@ -12,8 +12,6 @@ and backend are never touched. Every file is written atomically.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import os
@@ -26,7 +24,7 @@ import pandas as pd
 
 from .._io import atomic_path, write_text
 from ..metrics._calibration import expected_calibration_error, reliability_bins
-from ..report._annotation import _CSS
+from ..report._html import PNG_DPI, escape, figure, page
 
 __all__ = [
     "LEADERBOARD_COLUMNS",
@@ -91,8 +89,6 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "cost_usd",
     "latency_s_per_item",
 )
-
-_PNG_DPI = 110
 
 
 # ------------------------------------------------------------------------ leaderboard
@@ -335,7 +331,7 @@ def _new_figure(width: float, height: float) -> Any:
 
 def _save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=_PNG_DPI)
+        fig.savefig(tmp, format="png", dpi=PNG_DPI)
     return Path(path)
 
 
@@ -510,21 +506,17 @@ details{margin-top:1em} summary{cursor:pointer;color:#444}
 """
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _board_html(board: pd.DataFrame) -> str:
     columns = _shown_columns(board)
     numeric = {c: _is_numeric(board, c) for c in columns}
     head = "".join(
-        f'<th{" class=num" if numeric[c] else ""}>{_esc(c)}</th>' for c in columns
+        f'<th{" class=num" if numeric[c] else ""}>{escape(c)}</th>' for c in columns
     )
     body = []
     for record in board[columns].to_dict("records"):
         cls = ' class="overall"' if record.get("dataset") == "overall" else ""
         cells = "".join(
-            f'<td{" class=num" if numeric[c] else ""}>{_esc(_format(c, record[c]))}</td>'
+            f'<td{" class=num" if numeric[c] else ""}>{escape(_format(c, record[c]))}</td>'
             for c in columns
         )
         body.append(f"<tr{cls}>{cells}</tr>")
@@ -554,7 +546,7 @@ def _disagreement_html(items: pd.DataFrame, n_top: int = 10) -> str:
             truth=("truth", "first"),
         )
         stats = stats[(stats["spread"] > 0) | (stats["distinct"] > 1)]
-        parts.append(f"<h3>{_esc(dataset)}</h3>")
+        parts.append(f"<h3>{escape(dataset)}</h3>")
         if stats.empty:
             parts.append("<p>The annotators give the same answer on every item.</p>")
             continue
@@ -562,12 +554,12 @@ def _disagreement_html(items: pd.DataFrame, n_top: int = 10) -> str:
         top = top.head(n_top)
         cells = group.set_index(["item_id", "annotator"])
         cells = cells[~cells.index.duplicated()]
-        head = "<th>item</th><th>truth</th>" + "".join(f"<th>{_esc(a)}</th>" for a in annotators)
+        head = "<th>item</th><th>truth</th>" + "".join(f"<th>{escape(a)}</th>" for a in annotators)
         rows = []
         for item_id, stat in top.iterrows():
             tds = [
-                f"<td>{_esc(_shorten(item_id))}</td>",
-                f"<td>{_esc(_shorten(stat['truth']))}</td>",
+                f"<td>{escape(_shorten(item_id))}</td>",
+                f"<td>{escape(_shorten(stat['truth']))}</td>",
             ]
             for a in annotators:
                 if (item_id, a) not in cells.index:
@@ -575,7 +567,7 @@ def _disagreement_html(items: pd.DataFrame, n_top: int = 10) -> str:
                     continue
                 r = cells.loc[(item_id, a)]
                 score = _format("agreement", float(r["agreement"]))
-                tds.append(f"<td>{_esc(_shorten(r['prediction']))} ({_esc(score)})</td>")
+                tds.append(f"<td>{escape(_shorten(r['prediction']))} ({escape(score)})</td>")
             rows.append(f"<tr>{''.join(tds)}</tr>")
         parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
     return "\n".join(parts)
@@ -586,11 +578,7 @@ def _figure_html(caption: str, path: Path) -> str:
     if not p.is_file():
         msg = f"figure {caption!r}: no such file {str(p)!r}; draw it before writing the report"
         raise FileNotFoundError(msg)
-    data = base64.b64encode(p.read_bytes()).decode("ascii")
-    return (
-        f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{_esc(caption)}</figcaption></figure>"
-    )
+    return figure(p.read_bytes(), caption, caption=caption)
 
 
 def write_html_report(
@@ -662,10 +650,7 @@ def render_html_report(
     figure_html = "\n".join(_figure_html(c, p) for c, p in figures.items() if p is not None)
     n_annotators = board.loc[board["dataset"] == "overall", "annotator"].nunique()
     n_datasets = board.loc[board["dataset"] != "overall", "dataset"].nunique()
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{_esc(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>
-<h1>{_esc(title)}</h1>
+    body = f"""<h1>{escape(title)}</h1>
 <p class="meta">{n_annotators} annotators on {n_datasets} datasets, {len(items)} item rows.</p>
 {_HOW_TO_READ}
 <h2>Leaderboard</h2>
@@ -677,10 +662,9 @@ def render_html_report(
 between annotators; each cell is the prediction and its agreement.</p>
 {_disagreement_html(items)}
 <h2>Configuration</h2>
-<pre>{_esc(config_text)}</pre>
+<pre>{escape(config_text)}</pre>
 <details><summary>Provenance</summary>
-<pre>{_esc(json.dumps(dict(provenance), indent=2, default=str))}</pre>
+<pre>{escape(json.dumps(dict(provenance), indent=2, default=str))}</pre>
 </details>
-</body></html>
 """
-    return doc
+    return page(title, body, css=_EXTRA_CSS)

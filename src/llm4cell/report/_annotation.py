@@ -3,9 +3,6 @@ parameters and versions. Images are embedded as base64 PNG, so the file works of
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import os
 from typing import Any
@@ -15,29 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_text
+from ._html import escape, figure, page, png_bytes
 
 __all__ = ["render_report", "write_report"]
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
-max-width:1200px;color:#222;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.25em;margin-top:1.6em;
-border-bottom:1px solid #ddd;padding-bottom:.2em}
-.meta{color:#666} table{border-collapse:collapse;width:100%;font-size:.86em}
-th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f4f4f4} tr:nth-child(even) td{background:#fafafa}
-.bar{display:inline-block;height:.7em;background:#4a90d9;vertical-align:middle}
-.unknown{color:#b00} code{background:#f4f4f4;padding:1px 3px}
-figure{margin:0;display:inline-block;vertical-align:top} img{max-width:100%}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.82em}
-"""
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
 
 def _ensure_umap(
     adata: ad.AnnData, work: ad.AnnData, random_state: int
@@ -61,7 +38,7 @@ def _ensure_umap(
     return coords
 
 
-def _umap_figure(coords: np.ndarray, labels: pd.Series) -> str:
+def _umap_figure(coords: np.ndarray, labels: pd.Series) -> bytes:
     from matplotlib.figure import Figure
 
     cats = list(labels.value_counts().index)
@@ -88,10 +65,10 @@ def _umap_figure(coords: np.ndarray, labels: pd.Series) -> str:
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
               markerscale=max(1.0, 6 / size))
     ax.set_title("Cells coloured by llm4cell label")
-    return _png(fig)
+    return png_bytes(fig)
 
 
-def _dotplot_figure(work: ad.AnnData, labels: pd.Series, result: Any) -> str | None:
+def _dotplot_figure(work: ad.AnnData, labels: pd.Series, result: Any) -> bytes | None:
     import matplotlib.pyplot as plt
     import scanpy as sc
 
@@ -117,13 +94,9 @@ def _dotplot_figure(work: ad.AnnData, labels: pd.Series, result: Any) -> str | N
     dp.make_figure()
     fig = dp.fig
     try:
-        return _png(fig)
+        return png_bytes(fig)
     finally:
         plt.close(fig)
-
-
-def _fmt(value: Any) -> str:
-    return html.escape(str(value))
 
 
 def _table(result: Any) -> str:
@@ -136,14 +109,14 @@ def _table(result: Any) -> str:
     for _, r in df.sort_values("group", key=_natural_key).iterrows():
         unknown = r["label"] == "unknown"
         bar = f'<span class="bar" style="width:{60 * float(r["confidence"]):.0f}px"></span>'
-        cands = "<br>".join(_fmt(c) for c in (r["candidate_2"], r["candidate_3"],
+        cands = "<br>".join(escape(c) for c in (r["candidate_2"], r["candidate_3"],
                                                r["candidate_4"]) if c)
         rows.append(
-            f"<tr><td>{_fmt(r['group'])}</td><td>{int(r['n_cells'])}</td>"
-            f"<td{' class=unknown' if unknown else ''}>{_fmt(r['label'])}</td>"
-            f"<td>{_fmt(r['ontology_id'])}</td>"
+            f"<tr><td>{escape(r['group'])}</td><td>{int(r['n_cells'])}</td>"
+            f"<td{' class=unknown' if unknown else ''}>{escape(r['label'])}</td>"
+            f"<td>{escape(r['ontology_id'])}</td>"
             f"<td>{float(r['confidence']):.2f} {bar}</td>"
-            f"<td>{_fmt(r['top_markers'])}</td><td>{_fmt(r['evidence'])}</td>"
+            f"<td>{escape(r['top_markers'])}</td><td>{escape(r['evidence'])}</td>"
             f"<td>{cands}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -184,27 +157,21 @@ def render_report(adata: ad.AnnData, result: Any, expr: Any, *, random_state: in
     coords = _ensure_umap(adata, work, random_state)
     umap_png = _umap_figure(coords, labels)
     dot_png = _dotplot_figure(work, labels, result)
-    prov = {k: v for k, v in result.provenance.items()}
+    prov = dict(result.provenance)
     n_unknown = int((labels == "unknown").sum())
     counts = labels.value_counts()
     summary = "".join(
-        f"<tr><td>{_fmt(k)}</td><td>{int(v)}</td><td>{100 * v / len(labels):.1f}%</td></tr>"
+        f"<tr><td>{escape(k)}</td><td>{int(v)}</td><td>{100 * v / len(labels):.1f}%</td></tr>"
         for k, v in counts.items()
     )
-    dot_html = (
-        f'<figure><img alt="dot plot" src="data:image/png;base64,{dot_png}"></figure>'
-        if dot_png else "<p>No marker genes to plot.</p>"
-    )
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>llm4cell annotation report</title><style>{_CSS}</style></head><body>
-<h1>llm4cell annotation report</h1>
+    dot_html = figure(dot_png, "dot plot") if dot_png else "<p>No marker genes to plot.</p>"
+    body = f"""<h1>llm4cell annotation report</h1>
 <p class="meta">{len(labels)} cells, {len(result.annotations)} groups
-(by <code>{_fmt(result.groupby)}</code>), backend <code>{_fmt(prov.get('backend'))}</code>,
-Cell Ontology {_fmt(prov.get('cl_version'))}, llm4cell {_fmt(prov.get('version'))},
-{_fmt(prov.get('created'))}. {n_unknown} cells labelled <i>unknown</i>.</p>
+(by <code>{escape(result.groupby)}</code>), backend <code>{escape(prov.get('backend'))}</code>,
+Cell Ontology {escape(prov.get('cl_version'))}, llm4cell {escape(prov.get('version'))},
+{escape(prov.get('created'))}. {n_unknown} cells labelled <i>unknown</i>.</p>
 <h2>Cells by label</h2>
-<figure><img alt="UMAP coloured by label" src="data:image/png;base64,{umap_png}"></figure>
+{figure(umap_png, "UMAP coloured by label")}
 <table style="width:auto;margin-top:1em"><tr><th>label</th><th>cells</th><th>share</th></tr>
 {summary}</table>
 <h2>Top markers by label</h2>
@@ -214,7 +181,6 @@ Cell Ontology {_fmt(prov.get('cl_version'))}, llm4cell {_fmt(prov.get('version')
 support the label (see the README). Next candidates: name (CL ID, score).</p>
 {_table(result)}
 <h2>Parameters and versions</h2>
-<pre>{_fmt(json.dumps(prov, indent=2, default=str))}</pre>
-</body></html>
+<pre>{escape(json.dumps(prov, indent=2, default=str))}</pre>
 """
-    return doc
+    return page("llm4cell annotation report", body)
