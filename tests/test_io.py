@@ -33,7 +33,7 @@ from llm4cell._io import (
     write_set,
     write_text,
 )
-from llm4cell.preprocess._preprocess import detect_matrix_kind, prepare_expression
+from llm4cell.preprocess import detect_matrix_kind, prepare_expression
 
 # ---------------------------------------------------------------------------- helpers
 
