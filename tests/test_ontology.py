@@ -59,3 +59,42 @@ def test_generic_terms_are_root_level(onto):
     for tid in GENERIC_TERMS:
         if tid in onto and not onto.is_deprecated(tid):
             assert onto.depth(tid) <= 2, tid
+
+
+@pytest.fixture(scope="module")
+def parser():
+    from cellxgene_ontology_guide.ontology_parser import OntologyParser
+
+    return OntologyParser(CL_SCHEMA_VERSION)
+
+
+def test_agrees_with_ontology_parser_on_every_term(onto, parser):
+    """CellOntology reads the records itself for speed (see ontology/_graph.py); it must
+    give what cellxgene-ontology-guide's OntologyParser gives for the same release."""
+    for t in onto.terms(include_deprecated=True):
+        assert onto.ancestors(t) == parser.get_term_ancestors_with_distances(t), t
+        assert onto.ancestors(t, include_self=True) == (
+            parser.get_term_ancestors_with_distances(t, include_self=True)), t
+        assert onto.parents(t) == parser.get_term_parents(t), t
+        assert onto.label(t) == parser.get_term_label(t)
+        assert onto.synonyms(t) == parser.get_term_synonyms(t)
+        assert onto.description(t) == parser.get_term_description(t)
+        assert onto.is_deprecated(t) == parser.is_term_deprecated(t)
+        theirs = parser.get_term_replacement(t)
+        assert onto.replacement(t) == (theirs if theirs in onto else None), t
+
+
+def test_descendants_and_children_agree_with_ontology_parser(onto, parser):
+    for t in [*onto.terms()[::60], "CL:0000000", "CL:0000576", "CL:0000542"]:
+        assert onto.descendants(t) == set(parser.get_term_descendants(t)), t
+        assert sorted(onto.children(t)) == sorted(parser.get_term_children(t)), t
+
+
+def test_lowest_common_ancestors_are_the_most_specific(onto, parser):
+    """OntologyParser's answer is the least summed distance, which can hold an ancestor
+    of another common ancestor; llm4cell's holds none."""
+    a, b = "CL:0002513", "CL:4072043"
+    assert sorted(parser.get_lowest_common_ancestors(a, b)) == ["CL:0000000", "CL:0000255"]
+    assert onto.lowest_common_ancestors(a, b) == ["CL:0000255"]
+    for x in onto.lowest_common_ancestors(a, b):
+        assert onto.is_ancestor(x, a) and onto.is_ancestor(x, b)

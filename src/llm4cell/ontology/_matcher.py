@@ -60,6 +60,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rapidfuzz import fuzz, process
+
 from ._graph import GENERIC_TERMS, CellOntology, load_ontology
 from ._tissues import match_tissue, restricted_tissues
 
@@ -448,8 +450,6 @@ class LabelMatcher:
 
     def _repair_words(self, key: str) -> str:
         """Replace words the ontology never uses by their closest ontology word (typos)."""
-        from rapidfuzz import fuzz, process
-
         out = []
         for w in key.split():
             if w in self._idf or w in _STOP or len(w) < 5 or any(c.isdigit() for c in w):
@@ -512,10 +512,6 @@ class LabelMatcher:
                             alt_scores=alt_scores)
 
     def _fuzzy(self, key: str) -> dict[str, float]:
-        try:
-            from rapidfuzz import fuzz, process
-        except ImportError:  # pragma: no cover - hard dependency
-            return {}
         out: dict[str, float] = {}
         hits = process.extract(_drop_cell(key), self._fuzzy_keys, scorer=fuzz.ratio, limit=5,
                                score_cutoff=100 * FUZZY_MIN_RATIO)
