@@ -1,11 +1,28 @@
-"""The ``llm4cell`` command line: each command mirrors one Python function."""
+"""The ``llm4cell`` command line: each command mirrors one Python function.
+
+One module per command (``_annotate``, ``_markers``, ``_score``, ``_puzzles``, ``_bench``);
+``_app`` holds the app, its error handling and :func:`main`, ``_llm_options`` the LLM
+flags shared by ``annotate``, ``markers`` and ``puzzles solve``. The commands are put
+together here, in the order ``llm4cell --help`` lists them.
+"""
 
 from __future__ import annotations
 
-from ._arena import bench_cmd, puzzles_app
-from ._main import app, main
+from . import _puzzles
+from ._annotate import annotate_cmd
+from ._app import app, main
+from ._bench import bench_cmd
+from ._markers import markers_cmd
+from ._score import score_cmd
 
-app.add_typer(puzzles_app, name="puzzles")
+app.command("annotate")(annotate_cmd)
+app.command("markers")(markers_cmd)
+app.command("score")(score_cmd)
+app.add_typer(_puzzles.puzzles_app, name="puzzles")
 app.command("bench")(bench_cmd)
+
+_puzzles.puzzles_app.command("build")(_puzzles.build_cmd)
+_puzzles.puzzles_app.command("solve")(_puzzles.solve_cmd)
+_puzzles.puzzles_app.command("score")(_puzzles.score_cmd)
 
 __all__ = ["app", "main"]

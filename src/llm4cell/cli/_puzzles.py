@@ -1,7 +1,4 @@
-"""The arena's commands: ``llm4cell puzzles build|solve|score`` and ``llm4cell bench``.
-
-Registered on the main app by :mod:`llm4cell.cli` (which this module imports from).
-"""
+"""``llm4cell puzzles build|solve|score``: CellPuzzles, Cell-o1's batch-level task."""
 
 from __future__ import annotations
 
@@ -11,31 +8,26 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from .._errors import Llm4cellError
-from ._main import (
-    _DEFAULT,
-    ApiKeyEnvOpt,
-    ApiKeyOpt,
-    BackendOpt,
-    BaseUrlOpt,
-    CacheOpt,
-    ConcurrencyOpt,
-    JsonModeChoice,
-    JsonModeOpt,
-    NoCacheOpt,
-    PricesOpt,
-    RetriesOpt,
-    SpeciesChoice,
-    TimeoutOpt,
-    _fail,
-    _llm_options,
-    _usage_line,
-    err,
-    out,
+from .._io import check_outputs, read_data, write_set
+from ..bench._store import refuse_overwriting_inputs
+from ..puzzles._puzzles import (
+    Puzzle,
+    PuzzleAnswer,
+    build_puzzles,
+    read_answers,
+    read_puzzles,
+    score_puzzles,
+    write_answers,
+    write_puzzles,
 )
+from ..puzzles._solvers import get_solver
+from ._app import DebugOpt, SpeciesChoice, err, fail, out, progress_bar
+from ._llm_options import BackendOpt, LLMFlags, llm_flags, usage_line
+
+__all__ = ["build_cmd", "puzzles_app", "score_cmd", "solve_cmd"]
 
 puzzles_app = typer.Typer(
     no_args_is_help=True,
@@ -43,26 +35,19 @@ puzzles_app = typer.Typer(
          "solve them with any backend, score the answers.",
 )
 
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+#: The LLM flags of ``puzzles solve``: no batches, strategies or combiner settings.
+_SOLVE_FLAGS = ("base_url", "api_key_env", "api_key", "concurrency", "timeout", "retries",
+                "max_tokens", "json_mode", "cache", "no_cache", "prices")
 
 
 def _check_outputs(outputs: list[Path], inputs: list[tuple[str, Path | None]],
                    flags: list[str]) -> None:
     """Before any work: no output is an input (the message names which), no two outputs
     are one file, none is a folder and each folder takes new files."""
-    from .._io import check_outputs
-    from ..bench._store import refuse_overwriting_inputs
-
     refuse_overwriting_inputs(outputs, inputs)
     check_outputs(outputs, flags=flags)
 
 
-def _bar() -> Progress:
-    return Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True)
-
-
-@puzzles_app.command("build")
 def build_cmd(
     data: Annotated[Path, typer.Argument(help="Labelled .h5ad (or 10x) file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Puzzles JSONL to write.")],
@@ -90,9 +75,6 @@ def build_cmd(
 ) -> None:
     """Draw puzzles of N cells of N distinct types per donor from a labelled dataset."""
     try:
-        from .._io import read_data
-        from ..puzzles._puzzles import build_puzzles, write_puzzles
-
         _check_outputs([output], [("the data", data)], ["-o"])
         cols = [c.strip() for v in (context_cols or []) for c in v.split(",") if c.strip()]
         with warnings.catch_warnings():
@@ -108,8 +90,12 @@ def build_cmd(
                 )
         write_puzzles(puzzles, output)
     except Llm4cellError as e:
-        _fail(e, debug)
-        return
+        fail(e, debug)
+    _print_built(puzzles)
+    err.print(f"Wrote {output}")
+
+
+def _print_built(puzzles: list[Puzzle]) -> None:
     by_n: dict[int, int] = {}
     for p in puzzles:
         by_n[p.n] = by_n.get(p.n, 0) + 1
@@ -120,10 +106,10 @@ def build_cmd(
     if unmapped:
         err.print(f"labels without a Cell Ontology ID (exact match only): {unmapped}",
                   highlight=False)
-    err.print(f"Wrote {output}")
 
 
-@puzzles_app.command("solve")
+@llm_flags(only=_SOLVE_FLAGS, help_text={
+    "max_tokens": "Output tokens per cell (a puzzle of N cells may use N times as many)."})
 def solve_cmd(
     puzzles_path: Annotated[Path, typer.Argument(
         metavar="PUZZLES", help="Puzzles: llm4cell JSONL, or Cell-o1 records (JSON/JSONL/"
@@ -134,39 +120,18 @@ def solve_cmd(
         "--no-assignment", help="knowledge: each cell's best candidate, without the "
                                 "one-to-one assignment (for comparison).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random backend.")] = 0,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    api_key: ApiKeyOpt = None,
-    concurrency: ConcurrencyOpt = _DEFAULT["concurrency"],
-    timeout: TimeoutOpt = _DEFAULT["timeout"],
-    retries: RetriesOpt = _DEFAULT["retries"],
-    max_tokens: Annotated[int, typer.Option(
-        help="Output tokens per cell (a puzzle of N cells may use N times as many).",
-        rich_help_panel="LLM backends")] = _DEFAULT["max_tokens"],
-    json_mode: JsonModeOpt = JsonModeChoice.auto,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
-    prices: PricesOpt = None,
     debug: DebugOpt = False,
+    *,
+    llm: LLMFlags,
 ) -> None:
     """Solve puzzles: knowledge (assignment), random, an LLM, hybrid: or consensus:."""
     try:
-        from ..puzzles._puzzles import read_puzzles, write_answers
-        from ..puzzles._solvers import get_solver
-
-        _check_outputs([output], [("the puzzles", puzzles_path), ("--prices", prices),
-                                  ("--cache", cache)], ["-o"])
+        _check_outputs([output], [("the puzzles", puzzles_path), ("--prices", llm["prices"]),
+                                  ("--cache", llm["cache"])], ["-o"])
         puzzles = read_puzzles(puzzles_path)
-        options = None
-        if backend.strip().lower() not in ("knowledge", "random"):
-            options = _llm_options(
-                backend, base_url=base_url, api_key_env=api_key_env, api_key=api_key,
-                concurrency=concurrency, timeout=timeout, retries=retries,
-                max_tokens=max_tokens, json_mode=json_mode, cache=cache, no_cache=no_cache,
-                no_discuss=False, prices=prices,
-            )
+        options = llm.options(backend, offline=("knowledge", "random"))
         solver = get_solver(backend, options, assignment=not no_assignment, seed=seed)
-        with _bar() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"Solving {len(puzzles)} puzzles ({solver.name})",
                                 total=len(puzzles))
 
@@ -176,18 +141,19 @@ def solve_cmd(
             answers = solver.solve(puzzles, progress=tick)
         write_answers(answers, output)
     except Llm4cellError as e:
-        _fail(e, debug)
-        return
+        fail(e, debug)
+    _print_solved(answers, solver.name, usage_line(solver.provenance()), output)
+
+
+def _print_solved(answers: list[PuzzleAnswer], name: str, usage: str | None,
+                  output: Path) -> None:
     ok = sum(a.format_ok for a in answers)
     unique = sum(a.unique for a in answers)
-    err.print(f"{len(answers)} puzzles solved by {solver.name}: {ok} well-formed, "
+    err.print(f"{len(answers)} puzzles solved by {name}: {ok} well-formed, "
               f"{unique} with unique labels", highlight=False)
-    usage = _usage_line(solver.provenance())
     if usage:
         err.print(usage, highlight=False)
     if all(a.answer is not None for a in answers):
-        from ..puzzles._puzzles import score_puzzles
-
         row = score_puzzles(answers).summary.iloc[0]
         err.print(f"cell-level accuracy {row['cell_accuracy']:.3f}, batch-level accuracy "
                   f"{row['batch_accuracy']:.3f} (llm4cell puzzles score {output})",
@@ -195,7 +161,12 @@ def solve_cmd(
     err.print(f"Wrote {output}")
 
 
-@puzzles_app.command("score")
+#: Puzzle summary column -> table header, in the order shown.
+_SCORE_HEADERS = {"n_puzzles": "puzzles", "cell_accuracy": "cell acc",
+                  "batch_accuracy": "batch acc", "format_compliance": "format ok",
+                  "uniqueness": "unique", "agreement": "CL agree", "full_match": "CL full"}
+
+
 def score_cmd(
     answers_path: Annotated[Path, typer.Argument(
         metavar="ANSWERS", help="Answers JSONL written by `llm4cell puzzles solve`.")],
@@ -207,9 +178,6 @@ def score_cmd(
 ) -> None:
     """Cell-level and batch-level accuracy, format compliance, uniqueness, by N."""
     try:
-        from .._io import write_set
-        from ..puzzles._puzzles import read_answers, score_puzzles
-
         chosen = [(p, f) for p, f in ((json_out, "--json"), (csv_out, "--csv"))
                   if p is not None]
         _check_outputs([p for p, _ in chosen], [("the answers", answers_path)],
@@ -223,19 +191,15 @@ def score_cmd(
         }
         write_set([(p, writers[f]) for p, f in chosen])  # both files or neither
     except Llm4cellError as e:
-        _fail(e, debug)
-        return
+        fail(e, debug)
     backends = sorted({a.backend for a in answers})
     table = Table(title=f"llm4cell puzzles score ({', '.join(backends)})")
-    heads = {"n_puzzles": "puzzles", "cell_accuracy": "cell acc", "batch_accuracy": "batch acc",
-             "format_compliance": "format ok", "uniqueness": "unique",
-             "agreement": "CL agree", "full_match": "CL full"}
     table.add_column("N")
-    for h in heads.values():
+    for h in _SCORE_HEADERS.values():
         table.add_column(h, justify="right")
     for key, row in scores.summary.iterrows():
         table.add_row(str(key), *[str(int(row[c])) if c == "n_puzzles" else f"{row[c]:.3f}"
-                                  for c in heads])
+                                  for c in _SCORE_HEADERS])
     Console(width=max(out.width, 110)).print(table)
     err.print("cell acc: positions right; batch acc: puzzles fully right; a malformed answer "
               "scores 0; CL agree: Cell Ontology agreement 1/0.5/0 per cell.", style="dim")
@@ -243,59 +207,3 @@ def score_cmd(
         if path is not None:
             err.print(f"Wrote {path}")
 
-
-def bench_cmd(
-    config: Annotated[Path, typer.Argument(
-        help="Bench config (.toml, or .yaml with PyYAML): [bench], [[annotators]], "
-             "[[datasets]]; see docs/arena.md.")],
-    output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Output folder (default: [bench] output in the config).")
-    ] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Run annotators x datasets, store every item, write leaderboard, plots and report.
-
-    A re-run skips the items already stored, so an interrupted bench resumes.
-    """
-    try:
-        from ..bench._run import run_bench
-
-        with _bar() as bar:
-            task = bar.add_task("Loading datasets and checking backends", total=None)
-
-            def tick(label: str, done: int, total: int) -> None:
-                bar.update(task, description=label, completed=done, total=total)
-
-            result = run_bench(config, output=output, progress=tick)
-    except Llm4cellError as e:
-        _fail(e, debug)
-        return
-    except KeyboardInterrupt:
-        err.print("interrupted: the finished items are stored; re-run the same command to "
-                  "resume", highlight=False)
-        raise typer.Exit(code=130) from None
-    board = result.leaderboard
-    overall = board[board["dataset"] == "overall"]
-    table = Table(title="llm4cell bench: overall (macro mean over datasets)")
-    cols = {"agreement": "agree", "full_match": "full", "hierarchical_f1": "hF1",
-            "ece": "ECE", "batch_accuracy": "puzzle batch acc", "requests": "requests",
-            "tokens": "tokens", "cost_usd": "cost $"}
-    table.add_column("annotator")
-    for h in cols.values():
-        table.add_column(h, justify="right")
-    for _, r in overall.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if v != v:  # NaN
-                cells.append("–")
-            elif c in ("requests", "tokens"):
-                cells.append(f"{int(v):,}")
-            else:
-                cells.append(f"{float(v):.4f}" if c == "cost_usd" else f"{float(v):.3f}")
-        table.add_row(str(r["annotator"]), *cells)
-    Console(width=max(out.width, 120)).print(table)
-    err.print(f"{result.computed} units computed, {result.skipped} found done in the store",
-              highlight=False)
-    for name in ("leaderboard_md", "leaderboard_csv", "report", "items", "store"):
-        err.print(f"Wrote {result.outputs[name]}")
