@@ -29,8 +29,8 @@ import warnings
 
 import pandas as pd
 
+from llm4cell.annotators import build_backend
 from llm4cell.puzzles import build_puzzles, score_puzzles
-from llm4cell.puzzles._solvers import get_solver
 
 
 def main() -> int:
@@ -54,9 +54,10 @@ def main() -> int:
           f"(N: {pd.Series([p.n for p in puzzles]).value_counts().sort_index().to_dict()})\n")
 
     solvers = {
-        "knowledge (assignment)": get_solver("knowledge"),
-        "knowledge (per-cell argmax)": get_solver("knowledge", assignment=False),
-        "random": get_solver("random", seed=args.seed),
+        "knowledge (assignment)": build_backend("knowledge", task="puzzles"),
+        "knowledge (per-cell argmax)": build_backend("knowledge", task="puzzles",
+                                                     assignment=False),
+        "random": build_backend("random", task="puzzles", seed=args.seed),
     }
     solvers["knowledge (assignment)"].solve(puzzles[:5])  # warm-up: load the knowledge
     rows = []

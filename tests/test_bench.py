@@ -429,11 +429,11 @@ datasets:
 
 
 def test_a_truth_naming_several_terms_counts_the_best_one():
-    from llm4cell.bench._run import _best_scores
+    from llm4cell.bench._items import best_scores
 
     # B cell against "T cell or B cell" -> full match; against T cell alone -> 0;
     # a truth without a CL ID is left unscored (NaN), never counted as a miss
-    table = _best_scores(["CL:0000236", "CL:0000236", "CL:0000236"],
+    table = best_scores(["CL:0000236", "CL:0000236", "CL:0000236"],
                          [["CL:0000084", "CL:0000236"], ["CL:0000084"], []])
     assert list(table.index) == [0, 1, 2]
     assert table.at[0, "agreement"] == 1.0

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from .._records import Annotation, Candidate, MarkerQuery
 from ..knowledge._engine import UNKNOWN
 from ..llm._options import LLMOptions
-from ..metrics._metrics import ontology_agreement
+from ..metrics._ontology import ontology_agreement
 from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
 
 __all__ = ["ConsensusAnnotator", "Vote", "consensus_vote"]

@@ -3,6 +3,7 @@
 A backend spec is one string (the ``--backend`` flag)::
 
     knowledge                          the offline knowledge engine
+    random, most-frequent              baselines over a dataset's label set (bench, puzzles)
     openai:MODEL[?key=value&...]       any OpenAI-compatible server
     anthropic:MODEL[?key=value&...]    Anthropic's Messages API
     llamacpp:PATH.gguf[?key=value&...] a local GGUF file, in-process (llama-cpp-python)
@@ -52,6 +53,8 @@ LLMWhen = Literal["always", "uncertain"]
 
 PROVIDERS = ("openai", "anthropic", "llamacpp")
 COMBINERS = ("hybrid", "consensus")
+#: Backends that take no argument besides ``knowledge``: the baselines.
+BASELINES = ("random", "most-frequent")
 
 
 class LLMOptions(BaseModel):
@@ -191,11 +194,11 @@ def parse_spec(spec: str) -> ParsedSpec:
     text = spec.strip()
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
-    if kind == "knowledge":
+    if kind == "knowledge" or kind in BASELINES:
         if rest.strip():
-            msg = f"the knowledge backend takes no argument, got {spec!r}; use --backend knowledge"
+            msg = f"the {kind} backend takes no argument, got {spec!r}; use --backend {kind}"
             raise BackendError(msg)
-        return ParsedSpec(kind="knowledge", text=text)
+        return ParsedSpec(kind=kind, text=text)
     if kind == "hybrid":
         inner = parse_spec(rest)
         if inner.kind not in PROVIDERS:
@@ -215,8 +218,9 @@ def parse_spec(spec: str) -> ParsedSpec:
                 raise BackendError(msg)
         return ParsedSpec(kind="consensus", members=tuple(members), text=text)
     if kind not in PROVIDERS:
-        known = "knowledge, openai:MODEL, anthropic:MODEL, llamacpp:PATH.gguf, hybrid:SPEC, "
-        msg = f"unknown backend {spec!r}; available: {known}consensus:SPEC,SPEC"
+        known = ("knowledge, openai:MODEL, anthropic:MODEL, llamacpp:PATH.gguf, hybrid:SPEC, "
+                 "consensus:SPEC,SPEC, random, most-frequent")
+        msg = f"unknown backend {spec!r}; available: {known}"
         raise BackendError(msg)
     target, _, query = rest.partition("?")
     target = target.strip()

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._puzzles import CANDIDATES_INTRO, Puzzle
+from ._records import CANDIDATES_INTRO, Puzzle
 
 __all__ = ["PUZZLE_PROMPT_VERSION", "PUZZLE_SYSTEM", "ParsedPuzzleAnswer",
            "hints_block", "parse_puzzle_answer", "puzzle_question"]

@@ -9,6 +9,8 @@
   is found with :func:`scipy.optimize.linear_sum_assignment` (labels unique by
   construction). ``assignment=False`` takes each cell's best candidate instead.
 * ``random``: a random permutation of the candidates (seeded per puzzle), the baseline.
+* ``most-frequent``: the candidate most frequent in a dataset's label set, in every
+  position (a bench baseline; it needs the label set).
 * LLMs (``openai:``, ``anthropic:``, ``llamacpp:``): the Cell-o1 prompt of
   :mod:`llm4cell.puzzles._prompt`, parsed strictly, no repair turn (a malformed reply
   is recorded and scores 0, as in the published benchmark). Requests go through the
@@ -18,6 +20,9 @@
   knowledge assignment stands (``details["fallback"]``).
 * ``consensus:<spec>,...``: each member solves; the assignment maximising the members'
   votes per cell wins (ties to the earlier candidate).
+
+The solvers are built from backend spec strings by the one backend registry,
+:func:`llm4cell.annotators.build_backend` with ``task="puzzles"``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -34,15 +39,44 @@ from .._errors import BackendError
 from .._records import MarkerQuery
 from ..genes import is_evidence_gene
 from ..knowledge._engine import GENERIC_TERMS, KnowledgeBase, load_knowledge
-from ._puzzles import Puzzle, PuzzleAnswer
+from ..llm._clients import ChatRequest
+from ..llm._options import redact
+from ..llm._runner import run_parallel
+from ..ontology._matcher import get_matcher
+from ._prompt import (
+    PUZZLE_PROMPT_VERSION,
+    PUZZLE_SYSTEM,
+    hints_block,
+    parse_puzzle_answer,
+    puzzle_question,
+)
+from ._records import Puzzle, PuzzleAnswer
 
-__all__ = ["PuzzleSolver", "get_solver"]
+__all__ = [
+    "ConsensusSolver",
+    "KnowledgeSolver",
+    "LLMSolver",
+    "MostFrequentSolver",
+    "PuzzleSolver",
+    "RandomSolver",
+    "get_solver",
+]
 
 Progress = Callable[[int, int], None]
 
 
+@runtime_checkable
 class PuzzleSolver(Protocol):
-    """Anything that solves puzzles."""
+    """Anything that solves puzzles.
+
+    Not the :class:`~llm4cell.Annotator` protocol, and not merged with it: an annotator
+    answers independent queries, each by its id, and any subset of them may be asked
+    again alone (re-asking, caching, checking one answer per id); a puzzle is one joint
+    answer over N cells and N candidates, each candidate used once, so the unit of work,
+    the answer record and the scoring differ. One object offering both would give every
+    backend a method it cannot honour for one of the two tasks. The registry builds
+    either from the same spec string (``task="clusters"`` or ``task="puzzles"``).
+    """
 
     name: str
 
@@ -113,8 +147,6 @@ class KnowledgeSolver:
         """A candidate's CL ID: the puzzle's ``candidate_ids`` entry, else the label matcher."""
         if label.strip().casefold() in {k.strip().casefold() for k in p.candidate_ids}:
             return p.candidate_id(label)
-        from ..ontology._matcher import get_matcher
-
         return get_matcher().match(label, tissue=p.tissue).ontology_id
 
     def matrix(self, p: Puzzle
@@ -229,6 +261,40 @@ class RandomSolver:
         return {"backend": self.name, "seed": self.seed}
 
 
+class MostFrequentSolver:
+    """The candidate ranked first by a dataset's label frequencies, in every position.
+
+    Parameters
+    ----------
+    ranking
+        The dataset's labels, most frequent first; a candidate not in it ranks last
+        (ties by name).
+    seed
+        Recorded in provenance (the answer does not depend on it).
+    """
+
+    def __init__(self, ranking: Sequence[str], seed: int = 0) -> None:
+        self.rank = {lab.casefold(): k for k, lab in enumerate(ranking)}
+        self.seed = seed
+        self.name = "most-frequent"
+
+    def solve(self, puzzles: Sequence[Puzzle], progress: Progress | None = None
+              ) -> list[PuzzleAnswer]:
+        """One answer per puzzle."""
+        out = []
+        last = len(self.rank)
+        for k, p in enumerate(puzzles):
+            top = min(p.candidates, key=lambda c: (self.rank.get(c.casefold(), last), c))
+            out.append(_answer(p, self.name, [top] * p.n,
+                               reasoning="the most frequent type in every position"))
+            _tick(progress, k + 1, len(puzzles))
+        return out
+
+    def provenance(self) -> dict[str, object]:
+        """Seed."""
+        return {"backend": self.name, "seed": self.seed}
+
+
 # ------------------------------------------------------------------------------ LLM
 
 
@@ -244,9 +310,6 @@ class LLMSolver:
         self.n_fallbacks = 0
 
     def _ask(self, p: Puzzle, hint: PuzzleAnswer | None) -> tuple[str, dict[str, int], float]:
-        from ..llm._clients import ChatRequest
-        from ._prompt import PUZZLE_SYSTEM, hints_block, puzzle_question
-
         question = puzzle_question(p)
         if hint is not None:
             assert hint.scores is not None and hint.prediction is not None
@@ -270,8 +333,6 @@ class LLMSolver:
 
     def solve_one(self, p: Puzzle) -> PuzzleAnswer:
         """Solve one puzzle (one request)."""
-        from ._prompt import parse_puzzle_answer
-
         hint = self.knowledge.solve_one(p) if self.knowledge is not None else None
         text, usage, took = self._ask(p, hint)
         parsed = parse_puzzle_answer(text, p)
@@ -304,10 +365,6 @@ class LLMSolver:
     def solve(self, puzzles: Sequence[Puzzle], progress: Progress | None = None
               ) -> list[PuzzleAnswer]:
         """One answer per puzzle; requests run concurrently (``options.concurrency``)."""
-        from .._errors import BackendError as _BE
-        from ..llm._options import redact
-        from ..llm._runner import run_parallel
-
         done = 0
         total = len(puzzles)
 
@@ -319,15 +376,13 @@ class LLMSolver:
         try:
             return run_parallel(self.solve_one, list(puzzles), self.llm.runner.concurrency(),
                                 on_done)
-        except _BE as e:
+        except BackendError as e:
             msg = (f"{self.name}: {e}; the answers received before this are cached: re-run "
                    "the same command to resume")
-            raise _BE(redact(msg)) from None
+            raise BackendError(redact(msg)) from None
 
     def provenance(self) -> dict[str, object]:
         """The model's provenance plus format failures and fallbacks."""
-        from ._prompt import PUZZLE_PROMPT_VERSION
-
         prov = dict(self.llm.provenance())
         prov.pop("answers", None)
         prov.update({"backend": self.name, "prompt_version": PUZZLE_PROMPT_VERSION,
@@ -398,46 +453,14 @@ def get_solver(
     seed: int = 0,
     check: bool = True,
 ) -> PuzzleSolver:
-    """The solver for a backend spec (see the module docstring).
+    """Transitional: :func:`llm4cell.annotators.build_backend` with ``task="puzzles"``.
 
-    Raises
-    ------
-    BackendError
-        For unknown specs, bad options, or LLM backends that cannot answer.
+    Kept only while ``cli/_arena.py`` (another owner) imports it from here; delete it
+    once the CLI builds through the registry (or calls :func:`solve_puzzles`).
     """
-    from ..annotators._registry import _build, as_options
-    from ..llm._options import parse_spec, split_members
+    # transitional, and the one import that closes a cycle (the registry builds these
+    # solvers): goes with this function
+    from ..annotators._registry import build_backend
 
-    if not isinstance(spec, str) or not spec.strip():
-        msg = f"backend must be a spec string such as 'knowledge', got {spec!r}"
-        raise BackendError(msg)
-    text = spec.strip()
-    if text.lower() == "random":
-        return RandomSolver(seed)
-    opts = as_options(options)
-    kind, sep, body = text.partition(":")
-    if kind.strip().lower() == "consensus":
-        # parse_spec knows no 'random' (annotation has none): check the other members
-        # with 'knowledge' standing in for it, then build the members as given.
-        members_given = split_members(body)
-        parsed = parse_spec(text if len(members_given) < 2 else kind + sep + ",".join(
-            "knowledge" if m.lower() == "random" else m for m in members_given))
-    else:
-        try:
-            parsed = parse_spec(text)
-        except BackendError as e:
-            if not str(e).startswith("unknown backend"):
-                raise
-            msg = f"{e}; for puzzles also random"
-            raise BackendError(msg) from None
-    if parsed.kind == "knowledge":
-        return KnowledgeSolver(assignment=assignment)
-    if parsed.kind == "consensus":
-        members = [get_solver(m, opts.model_copy(update={"name": None}), seed=seed,
-                              check=check) for m in members_given]
-        return ConsensusSolver(members, name=opts.name)
-    if parsed.kind == "hybrid":
-        inner = _build(parse_spec(parsed.members[0]), opts.model_copy(update={"name": None}),
-                       check)
-        return LLMSolver(inner, hybrid=True, name=opts.name)
-    return LLMSolver(_build(parsed, opts, check))
+    return build_backend(spec, options, task="puzzles", check=check, assignment=assignment,
+                         seed=seed)
