@@ -12,18 +12,13 @@ from rich.table import Table
 
 from .._errors import Llm4cellError
 from .._io import check_outputs, read_data, write_set
+from ..annotators._registry import build_backend
 from ..bench._store import refuse_overwriting_inputs
-from ..puzzles._puzzles import (
-    Puzzle,
-    PuzzleAnswer,
-    build_puzzles,
-    read_answers,
-    read_puzzles,
-    score_puzzles,
-    write_answers,
-    write_puzzles,
-)
-from ..puzzles._solvers import get_solver
+from ..puzzles._build import build_puzzles
+from ..puzzles._io import read_answers, read_puzzles, write_answers, write_puzzles
+from ..puzzles._records import Puzzle, PuzzleAnswer
+from ..puzzles._score import score_puzzles
+from ..puzzles._solve import solve_puzzles
 from ._app import DebugOpt, SpeciesChoice, err, fail, out, progress_bar
 from ._llm_options import BackendOpt, LLMFlags, llm_flags, usage_line
 
@@ -130,7 +125,9 @@ def solve_cmd(
                                   ("--cache", llm["cache"])], ["-o"])
         puzzles = read_puzzles(puzzles_path)
         options = llm.options(backend, offline=("knowledge", "random"))
-        solver = get_solver(backend, options, assignment=not no_assignment, seed=seed)
+        # built here (not by solve_puzzles) to name it and report its LLM usage after
+        solver = build_backend(backend, options, task="puzzles",
+                               assignment=not no_assignment, seed=seed)
         with progress_bar() as bar:
             task = bar.add_task(f"Solving {len(puzzles)} puzzles ({solver.name})",
                                 total=len(puzzles))
@@ -138,7 +135,7 @@ def solve_cmd(
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            answers = solver.solve(puzzles, progress=tick)
+            answers = solve_puzzles(puzzles, solver, progress=tick)
         write_answers(answers, output)
     except Llm4cellError as e:
         fail(e, debug)
