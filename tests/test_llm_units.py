@@ -14,12 +14,29 @@ import pytest
 
 import llm4cell
 from llm4cell._records import MarkerQuery
-from llm4cell.annotators import consensus_vote
-from llm4cell.annotators._llm import LLMAnnotator
+from llm4cell.annotators import (
+    BACKENDS,
+    TASKS,
+    ConsensusAnnotator,
+    HybridAnnotator,
+    KnowledgeAnnotator,
+    LLMAnnotator,
+    VocabBaseline,
+    build_backend,
+    consensus_vote,
+)
 from llm4cell.llm import LLMOptions, ResponseCache, answer_schema, parse_answers
 from llm4cell.llm._cache import CachedResponse, cache_key
 from llm4cell.llm._options import parse_spec, redact, safe_url
 from llm4cell.llm._runner import load_prices, price_for
+from llm4cell.puzzles._solvers import (
+    ConsensusSolver,
+    KnowledgeSolver,
+    LLMSolver,
+    MostFrequentSolver,
+    PuzzleSolver,
+    RandomSolver,
+)
 
 ITEM = {"cell_type": "B cell", "confidence": 0.8, "reasoning": "MS4A1 and CD79A",
         "alternatives": ["plasma cell"]}
@@ -115,7 +132,12 @@ def test_parse_spec_kinds_and_options():
     ("openai:m?colour=red", "unknown option 'colour'"),
     ("consensus:openai:a", "at least two"),
     ("hybrid:knowledge", "hybrid needs one LLM spec"),
+    ("hybrid:random", "hybrid needs one LLM spec"),
     ("gemini:pro", "unknown backend"),
+    ("random:7", "the random backend takes no argument"),
+    # a baseline annotates clusters only over a dataset's label set (the bench gives one)
+    ("random", "'random' cannot annotate clusters without a dataset's label set"),
+    ("consensus:knowledge,most-frequent", "'most-frequent' cannot annotate clusters"),
 ])
 def test_bad_specs_are_one_clear_error(spec, message):
     with pytest.raises(llm4cell.BackendError, match=message):
@@ -126,6 +148,115 @@ def test_bad_spec_option_value_names_the_option():
     with pytest.raises(llm4cell.BackendError, match="batch_size"):
         llm4cell.get_annotator("openai:m?batch_size=0&base_url=http://127.0.0.1:9/v1",
                                check=False)
+
+
+# ------------------------------------------------------------------ backend registry
+
+
+def test_show_is_a_view_of_the_registry():
+    """One row per entry, every field but the build callable, tasks in TASKS order."""
+    table = llm4cell.show()
+    assert list(table.columns) == ["name", "desc", "needs_network", "reference", "tasks"]
+    assert len(table) == len(BACKENDS)
+    for (_, row), entry in zip(table.iterrows(), BACKENDS, strict=True):
+        assert (row["name"], row["desc"], row["needs_network"], row["reference"]) == (
+            entry.name, entry.desc, entry.needs_network, entry.reference)
+        assert row["tasks"].split(", ") == [t for t in TASKS if t in entry.tasks]
+        assert entry.tasks <= set(TASKS) and callable(entry.build)
+    assert table.set_index("name").at["most-frequent", "tasks"] == "clusters, puzzles"
+
+
+def test_every_registry_entry_is_a_spec_kind_and_named_when_unknown():
+    """The spec grammar and the registry cannot drift: each entry's kind parses, and the
+    unknown-backend message lists every entry."""
+    kinds = {e.kind for e in BACKENDS}
+    assert len(kinds) == len(BACKENDS)  # one entry per kind
+    examples = {"knowledge": "knowledge", "openai": "openai:m", "anthropic": "anthropic:m",
+                "llamacpp": "llamacpp:x.gguf", "hybrid": "hybrid:openai:m",
+                "consensus": "consensus:knowledge,random", "random": "random",
+                "most-frequent": "most-frequent"}
+    assert set(examples) == {e.kind for e in BACKENDS}
+    for kind, spec in examples.items():
+        assert parse_spec(spec).kind == kind
+    with pytest.raises(llm4cell.BackendError) as info:
+        parse_spec("gemini:pro")
+    listed = str(info.value).split("available: ")[1]
+    assert listed.split(", ") == [e.name.replace(",...", "") for e in BACKENDS]
+
+
+@pytest.mark.parametrize(("spec", "task", "kind"), [
+    ("knowledge", "clusters", KnowledgeAnnotator),
+    ("knowledge", "puzzles", KnowledgeSolver),
+    ("random", "puzzles", RandomSolver),
+    ("random", "clusters", VocabBaseline),
+    ("most-frequent", "clusters", VocabBaseline),
+    ("most-frequent", "puzzles", MostFrequentSolver),
+    ("openai:m?base_url=http://127.0.0.1:9/v1", "clusters", LLMAnnotator),
+    ("openai:m?base_url=http://127.0.0.1:9/v1", "puzzles", LLMSolver),
+    ("hybrid:openai:m?base_url=http://127.0.0.1:9/v1", "clusters", HybridAnnotator),
+    ("hybrid:openai:m?base_url=http://127.0.0.1:9/v1", "puzzles", LLMSolver),
+    ("consensus:knowledge,random", "clusters", ConsensusAnnotator),
+    ("consensus:knowledge,random", "puzzles", ConsensusSolver),
+])
+def test_one_factory_builds_every_backend_for_every_task(spec, task, kind):
+    labels = [("B cell", "CL:0000236", 3.0), ("T cell", "CL:0000084", 5.0)]
+    backend = build_backend(spec, task=task, check=False, labels=labels, seed=1)
+    assert isinstance(backend, kind)
+    protocol = PuzzleSolver if task == "puzzles" else llm4cell.Annotator
+    assert isinstance(backend, protocol)
+
+
+def test_baselines_answer_from_the_label_set():
+    labels = [("B cell", "CL:0000236", 3.0), ("T cell", "CL:0000084", 5.0)]
+    q = [llm4cell.MarkerQuery(id=i, genes=("CD3E",)) for i in ("a", "b", "c")]
+    top = build_backend("most-frequent", task="clusters", labels=labels).annotate(q)
+    assert [(a.label, a.ontology_id, a.backend) for a in top] == [
+        ("T cell", "CL:0000084", "most-frequent")] * 3
+    drawn = build_backend("random", task="clusters", labels=labels, seed=1).annotate(q)
+    assert drawn == build_backend("random", task="clusters", labels=labels, seed=1).annotate(q)
+    assert {a.ontology_id for a in drawn} <= {"CL:0000236", "CL:0000084"}
+
+
+def test_a_task_a_backend_cannot_do_is_one_line_naming_both():
+    with pytest.raises(llm4cell.BackendError) as info:
+        build_backend("knowledge", task="cells")
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("backend 'knowledge' cannot annotate single cells (it can "
+                           "annotate clusters, solve puzzles)")
+    with pytest.raises(llm4cell.BackendError, match="'most-frequent' cannot solve puzzles"):
+        build_backend("most-frequent", task="puzzles")
+    with pytest.raises(ValueError, match="task must be one of"):
+        build_backend("knowledge", task="cluster")
+    with pytest.raises(TypeError, match="unknown context"):
+        build_backend("knowledge", task="clusters", label_set=[])
+
+
+def test_backend_objects_pass_through_when_they_fit_the_task():
+    solver = build_backend("knowledge", task="puzzles")
+    assert build_backend(solver, task="puzzles") is solver
+    annotator = llm4cell.get_annotator("knowledge")
+    assert llm4cell.get_annotator(annotator) is annotator
+    with pytest.raises(llm4cell.BackendError, match="a spec string or a puzzle solver"):
+        build_backend(annotator, task="puzzles")
+    with pytest.raises(llm4cell.BackendError, match="a spec string or an Annotator"):
+        llm4cell.get_annotator(solver)
+
+
+@pytest.mark.parametrize("first", ["llm4cell.annotators", "llm4cell.puzzles._solvers",
+                                   "llm4cell.puzzles", "llm4cell.bench._run"])
+def test_the_packages_import_in_any_order(first):
+    """The registry builds the puzzle solvers and solve_puzzles uses the registry: each
+    package must import first in a fresh interpreter, and solve_puzzles be exported."""
+    import subprocess
+    import sys
+
+    code = (f"import {first}\nfrom llm4cell.puzzles import solve_puzzles\n"
+            "import llm4cell.puzzles._solve as s\nassert solve_puzzles is s.solve_puzzles\n"
+            "import llm4cell.puzzles as p\nassert 'solve_puzzles' in dir(p)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_redact_and_safe_url():
@@ -512,16 +643,17 @@ def test_consensus_of_offline_members_through_annotate(pbmc, tmp_path):
 
     llm4cell.annotate(pbmc, groupby="bulk_labels", tissue="blood",
                       backend="consensus:knowledge,knowledge")
-    groups = pbmc.uns["llm4cell"]["groups"]
+    record = pbmc.uns["llm4cell"]["llm4cell"]  # provenance of the default key
+    groups = record["groups"]
     known = (groups["label"] != "unknown")
     assert (groups.loc[known, "consensus_proportion"] == 1.0).all()
     assert (groups["consensus_entropy"] == 0.0).all()
     assert not groups["discussed"].any()
-    members = pbmc.uns["llm4cell"]["annotator"]["members"]
+    members = record["annotator"]["members"]
     assert set(members) == {"knowledge", "knowledge#2"}
     path = tmp_path / "out.h5ad"
     pbmc.write_h5ad(path)
-    back = ad.read_h5ad(path).uns["llm4cell"]["groups"]
+    back = ad.read_h5ad(path).uns["llm4cell"]["llm4cell"]["groups"]
     assert list(back["consensus_proportion"]) == list(groups["consensus_proportion"])
 
 

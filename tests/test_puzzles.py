@@ -14,7 +14,8 @@ import pytest
 from conftest import _pbmc
 from typer.testing import CliRunner
 
-from llm4cell._errors import InputError
+from llm4cell._errors import BackendError, InputError
+from llm4cell.annotators import build_backend
 from llm4cell.cli import app
 from llm4cell.puzzles import (
     Puzzle,
@@ -29,8 +30,7 @@ from llm4cell.puzzles import (
     write_puzzles,
 )
 from llm4cell.puzzles._prompt import parse_puzzle_answer, puzzle_question
-from llm4cell.puzzles._puzzles import CANDIDATES_INTRO
-from llm4cell.puzzles._solvers import get_solver
+from llm4cell.puzzles._records import CANDIDATES_INTRO
 
 BUILD = {"label_col": "bulk_labels", "n_min": 8, "n_max": 10, "per_n": 2, "top_genes": 15,
          "tissue": "blood"}
@@ -200,12 +200,10 @@ def test_consensus_of_knowledge_and_random(built):
 
 
 def test_unknown_backend_is_a_backend_error():
-    from llm4cell._errors import BackendError
-
     with pytest.raises(BackendError, match="unknown backend 'foo:bar'"):
-        get_solver("foo:bar")
+        build_backend("foo:bar", task="puzzles")
     with pytest.raises(BackendError, match="at least two"):
-        get_solver("consensus:random")
+        build_backend("consensus:random", task="puzzles")
 
 
 # ------------------------------------------------------------------------- scoring
