@@ -40,6 +40,8 @@ _CL = re.compile(r"CL[:_]\d{7}")
 
 @dataclass
 class Truth:
+    """One scored item: its id, the true type as written, its CL IDs and its weight."""
+
     item_id: str
     text: str
     ids: list[str]
@@ -58,16 +60,20 @@ class Unit:
 
 @dataclass
 class Dataset:
+    """A loaded dataset: its config, units and label set (the baselines' context)."""
+
     config: DatasetConfig
     units: list[Unit]
     vocabulary: list[tuple[str, str | None, float]]  # (label, CL ID, weight)
     fingerprint: str = ""  # size and modification time of the data file
 
     def item_ids(self) -> set[str]:
+        """Every item id of the dataset."""
         return {t.item_id for u in self.units for t in u.truths}
 
     @property
     def kind(self) -> str:
+        """The kind as stored: ``markers``, ``h5ad-cluster``, ``h5ad-cell`` or ``puzzles``."""
         if self.config.kind == "h5ad":
             return f"h5ad-{self.config.level}"
         return self.config.kind
@@ -135,7 +141,7 @@ def _load_markers(cfg: DatasetConfig, path: Path, seed: int) -> Dataset:
 def _read_h5ad(cfg: DatasetConfig, base: Path) -> Any:
     path = dataset_path(cfg, base)
     if path is None:
-        import scanpy as sc
+        import scanpy as sc  # slow to import (as everywhere in llm4cell): scanpy: data only
 
         name = cfg.path.split(":", 1)[1]
         if name != "pbmc68k_reduced":
