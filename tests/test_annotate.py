@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
+import io
 import json
 
 import anndata as ad
@@ -42,7 +43,7 @@ def test_pbmc_lineages_land_in_their_subtrees(pbmc_annotated):
     (CCL5, NKG7, GNLY, GZMA ...) split between NK and CD8 T cells, so the engine may
     answer their common ancestor "lymphocyte" instead of guessing one of them.
     """
-    g = pbmc_annotated.uns["llm4cell"]["groups"]
+    g = pbmc_annotated.uns["llm4cell"]["llm4cell"]["groups"]
     expect = {
         "CD19+ B": B_LINEAGE,
         "CD56+ NK": NK,
@@ -65,18 +66,19 @@ def test_pbmc_lineages_land_in_their_subtrees(pbmc_annotated):
 def test_pbmc_obs_columns_and_provenance(pbmc_annotated):
     a = pbmc_annotated
     obs = a.obs
-    assert isinstance(obs["cell_type"].dtype, pd.CategoricalDtype)
-    assert obs["cell_type_confidence"].between(0, 1).all()
+    assert isinstance(obs["llm4cell"].dtype, pd.CategoricalDtype)
+    assert obs["llm4cell_confidence"].between(0, 1).all()
     # per-cell values equal the group's answer
-    g = a.uns["llm4cell"]["groups"]
+    rec = llm4cell.get_provenance(a, key="llm4cell")
+    assert rec is a.uns["llm4cell"]["llm4cell"]
+    g = rec["groups"]
     for group, row in g.iterrows():
         cells = obs[obs["bulk_labels"].astype(str) == group]
-        assert (cells["cell_type"] == row["label"]).all()
-        assert np.allclose(cells["cell_type_confidence"], row["confidence"])
-    unknown = obs["cell_type"] == "unknown"
-    assert obs.loc[unknown, "cell_type_ontology_id"].isna().all()
-    assert obs.loc[~unknown, "cell_type_ontology_id"].str.startswith("CL:").all()
-    rec = a.uns["llm4cell"]
+        assert (cells["llm4cell"] == row["label"]).all()
+        assert np.allclose(cells["llm4cell_confidence"], row["confidence"])
+    unknown = obs["llm4cell"] == "unknown"
+    assert obs.loc[unknown, "llm4cell_ontology_id"].isna().all()
+    assert obs.loc[~unknown, "llm4cell_ontology_id"].str.startswith("CL:").all()
     assert rec["backend"] == "knowledge"
     assert rec["cl_version"] == "v2026-03-26"
     assert rec["version"] == llm4cell.__version__
@@ -91,8 +93,8 @@ def test_h5ad_round_trip(pbmc_annotated, tmp_path):
     path = tmp_path / "out.h5ad"
     pbmc_annotated.write_h5ad(path)
     back = ad.read_h5ad(path)
-    assert back.uns["llm4cell"]["groups"].shape[0] == 10
-    assert (back.obs["cell_type"] == pbmc_annotated.obs["cell_type"]).all()
+    assert llm4cell.get_provenance(back)["groups"].shape[0] == 10
+    assert (back.obs["llm4cell"] == pbmc_annotated.obs["llm4cell"]).all()
 
 
 def test_default_route_clusters_with_leiden(pbmc):
@@ -100,32 +102,33 @@ def test_default_route_clusters_with_leiden(pbmc):
     raw_before = pbmc.raw.X.copy()
     out = llm4cell.annotate(pbmc, copy=True)
     # copy=True leaves the input untouched and returns the annotated copy
-    assert "cell_type" not in pbmc.obs and "llm4cell" not in pbmc.uns
+    assert "llm4cell" not in pbmc.obs and "llm4cell" not in pbmc.uns
     assert np.array_equal(pbmc.X, X_before)
     assert (pbmc.raw.X != raw_before).nnz == 0
-    assert out is not None and "cell_type_cluster" in out.obs
-    assert out.uns["llm4cell"]["clusters_computed"]
-    n_groups = out.obs["cell_type_cluster"].nunique()
+    assert out is not None and "llm4cell_cluster" in out.obs
+    rec = llm4cell.get_provenance(out)
+    assert rec["clusters_computed"]
+    n_groups = out.obs["llm4cell_cluster"].nunique()
     assert 4 <= n_groups <= 30
-    assert out.uns["llm4cell"]["groups"].shape[0] == n_groups
+    assert rec["groups"].shape[0] == n_groups
     # the B cells of bulk_labels mostly fall in B-lineage labelled clusters
     b_cells = out.obs[out.obs["bulk_labels"] == "CD19+ B"]
-    share = b_cells["cell_type_ontology_id"].map(lambda t: _in_subtree(t, B_LINEAGE)).mean()
+    share = b_cells["llm4cell_ontology_id"].map(lambda t: _in_subtree(t, B_LINEAGE)).mean()
     assert share > 0.6
 
 
 def test_same_seed_same_result(planted):
     a1 = llm4cell.annotate(planted, copy=True)
     a2 = llm4cell.annotate(planted, copy=True)
-    assert (a1.obs["cell_type_cluster"] == a2.obs["cell_type_cluster"]).all()
-    assert (a1.obs["cell_type"] == a2.obs["cell_type"]).all()
+    assert (a1.obs["llm4cell_cluster"] == a2.obs["llm4cell_cluster"]).all()
+    assert (a1.obs["llm4cell"] == a2.obs["llm4cell"]).all()
 
 
 def test_planted_programs_are_found_from_raw_counts(planted):
     X_before = planted.X.copy()
     llm4cell.annotate(planted, groupby="truth", key_added="pred")
     assert (planted.X != X_before).nnz == 0  # counts were normalised on a copy
-    rec = planted.uns["llm4cell"]
+    rec = llm4cell.get_provenance(planted, key="pred")
     assert rec["input"]["kind"] == "counts"
     assert "normalize_total" in rec["input"]["transform"]
     g = rec["groups"]
@@ -141,12 +144,12 @@ def test_planted_programs_are_found_from_raw_counts(planted):
 
 def test_planted_clusters_without_groupby(planted):
     llm4cell.annotate(planted)
-    tab = pd.crosstab(planted.obs["truth"], planted.obs["cell_type"])
+    tab = pd.crosstab(planted.obs["truth"], planted.obs["llm4cell"])
     # each planted type is labelled consistently by its dominant label
     for name, (root, _) in PROGRAMS.items():
         label = tab.loc[name].idxmax()
         assert tab.loc[name, label] / tab.loc[name].sum() > 0.9
-        ids = planted.obs.loc[planted.obs["truth"] == name, "cell_type_ontology_id"]
+        ids = planted.obs.loc[planted.obs["truth"] == name, "llm4cell_ontology_id"]
         assert _in_subtree(ids.mode().iloc[0], root)
 
 
@@ -158,7 +161,7 @@ def test_default_route_on_more_than_8192_cells():
     big = make_planted_counts(n_per_type=1700, seed=1)
     assert big.n_obs > 8192
     llm4cell.annotate(big, n_markers=10)
-    tab = pd.crosstab(big.obs["truth"], big.obs["cell_type"])
+    tab = pd.crosstab(big.obs["truth"], big.obs["llm4cell"])
     assert (tab.max(axis=1) / tab.sum(axis=1)).min() > 0.9
 
 
@@ -167,7 +170,7 @@ def test_mouse_symbols(planted):
     mouse.var_names = [g.capitalize() if not g.startswith("MT-") else g
                        for g in planted.var_names]
     llm4cell.annotate(mouse, groupby="truth", species="mouse")
-    g = mouse.uns["llm4cell"]["groups"]
+    g = llm4cell.get_provenance(mouse)["groups"]
     assert _in_subtree(g.loc["B", "ontology_id"], PROGRAMS["B"][0])
     assert _in_subtree(g.loc["NK", "ontology_id"], PROGRAMS["NK"][0])
 
@@ -181,19 +184,21 @@ def test_ensembl_ids_with_symbol_column(planted):
     ens.var_names = [rev.get(g, f"ENSG{90000000000 + i:011d}")
                      for i, g in enumerate(planted.var_names)]
     llm4cell.annotate(ens, groupby="truth")
-    assert ens.uns["llm4cell"]["input"]["gene_symbols"] == "var['feature_name']"
-    assert _in_subtree(ens.uns["llm4cell"]["groups"].loc["Mono", "ontology_id"], MONOCYTE)
+    rec = llm4cell.get_provenance(ens)
+    assert rec["input"]["gene_symbols"] == "var['feature_name']"
+    assert _in_subtree(rec["groups"].loc["Mono", "ontology_id"], MONOCYTE)
     # and without the column, IDs are mapped by the shipped GENCODE table
     del ens.var["feature_name"]
     llm4cell.annotate(ens, groupby="truth", overwrite=True)  # replaces the first run's keys
-    assert "mapped" in ens.uns["llm4cell"]["input"]["gene_symbols"]
-    assert _in_subtree(ens.uns["llm4cell"]["groups"].loc["Mono", "ontology_id"], MONOCYTE)
+    rec = llm4cell.get_provenance(ens)
+    assert "mapped" in rec["input"]["gene_symbols"]
+    assert _in_subtree(rec["groups"].loc["Mono", "ontology_id"], MONOCYTE)
 
 
 def test_small_group_is_unknown_with_reason(planted):
     planted.obs["grp"] = planted.obs["truth"].astype(str)
     planted.obs.iloc[0, planted.obs.columns.get_loc("grp")] = "lonely"
-    res, _ = llm4cell.run_annotation(planted, groupby="grp")
+    res = llm4cell.run_annotation(planted, groupby="grp")
     assert res.annotations["lonely"].label == "unknown"
     assert "too few cells" in res.annotations["lonely"].evidence
     assert set(res.annotations) == set(planted.obs["grp"])
@@ -216,22 +221,125 @@ def test_csv_and_report(pbmc, tmp_path):
 
 
 def test_result_object(planted):
-    res, _ = llm4cell.run_annotation(planted, groupby="truth")
+    res = llm4cell.run_annotation(planted, groupby="truth")
+    assert isinstance(res, llm4cell.AnnotationResult)
     assert "AnnotationResult(200 cells, 5 groups" in repr(res)
-    df = res.to_df()
+    df = res.to_table()
     assert list(df["group"]) == sorted(PROGRAMS)
+    pd.testing.assert_frame_equal(res.to_df(), df)  # the former name stays
     cells = res.cell_table()
     assert cells.index.equals(planted.obs_names)
+    assert list(planted.obs.columns) == ["truth"] and "llm4cell" not in planted.uns
 
 
-def test_public_api_conventions():
-    sig = inspect.signature(llm4cell.annotate)
-    params = sig.parameters
-    assert next(iter(params)) == "adata"
-    assert all(p.kind is p.KEYWORD_ONLY for n, p in params.items() if n != "adata")
-    assert params["copy"].default is False
-    assert params["key_added"].default == "cell_type"
-    assert params["backend"].default == "knowledge"
+def test_summary_has_one_row_per_label(planted):
+    """Two groups with the same answer make one row: cells summed, confidence averaged
+    over the cells (not over the groups)."""
+    planted.obs["grp"] = planted.obs["truth"].astype(str)
+    b_cells = planted.obs_names[planted.obs["grp"] == "B"]
+    planted.obs.loc[b_cells[:30], "grp"] = "B1"  # 30 + 10 cells, both B cells
+    res = llm4cell.run_annotation(planted, groupby="grp")
+    table = res.to_table().set_index("group")
+    summary = res.summary()
+    assert list(summary.columns) == ["label", "ontology_id", "n_groups", "n_cells",
+                                     "mean_confidence"]
+    assert summary["n_cells"].sum() == planted.n_obs
+    assert summary["n_cells"].is_monotonic_decreasing
+    b_label = table.loc["B", "label"]
+    assert table.loc["B1", "label"] == b_label
+    assert table.loc["B1", "confidence"] != table.loc["B", "confidence"]
+    row = summary.set_index("label").loc[b_label]
+    assert row["n_groups"] == 2 and row["n_cells"] == 40
+    expect = (30 * table.loc["B1", "confidence"] + 10 * table.loc["B", "confidence"]) / 40
+    assert row["mean_confidence"] == pytest.approx(expect)
+    assert len(summary) == table.groupby(["label", "ontology_id"]).ngroups
+
+
+def test_result_writes_its_outputs(planted, tmp_path):
+    res = llm4cell.run_annotation(planted, groupby="truth", key_added="pred")
+    res.to_adata(planted)
+    paths = res.write(planted, h5ad=tmp_path / "a.h5ad", csv=tmp_path / "a.csv",
+                      report=tmp_path / "a.html")
+    assert paths == [tmp_path / "a.csv", tmp_path / "a.html", tmp_path / "a.h5ad"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"),
+                                  pd.read_csv(io.StringIO(res.to_table().to_csv(index=False))))
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert "X_umap" in back.obsm  # the report drew it first, the h5ad kept it
+    assert list(llm4cell.get_provenance(back, key="pred")["groups"].index) == sorted(PROGRAMS)
+    assert res.write_report(tmp_path / "b.html", planted) == tmp_path / "b.html"
+    assert "llm4cell annotation report" in (tmp_path / "b.html").read_text()
+    assert res.write(planted) == []
+
+
+def test_result_write_is_all_or_nothing(planted, tmp_path):
+    res = llm4cell.run_annotation(planted, groupby="truth")
+    res.to_adata(planted)
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(llm4cell.Llm4cellError, match="cannot write"):
+        res.write(planted, csv=tmp_path / "a.csv", h5ad=blocked / "a.h5ad")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_result_without_expression_cannot_report(planted, tmp_path):
+    res = llm4cell.run_annotation(planted, groupby="truth")
+    bare = dataclasses.replace(res)  # a result built by hand keeps no working data
+    with pytest.raises(llm4cell.InputError, match="run_annotation"):
+        bare.write_report(tmp_path / "r.html", planted)
+    with pytest.raises(llm4cell.InputError, match="cells differ"):
+        res.write_report(tmp_path / "r.html", planted[:10].copy())
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_two_keys_keep_two_records(planted, tmp_path):
+    """GUIDE: a provenance record per key in uns['llm4cell'][key]; the second
+    annotation does not replace the first one's record."""
+    llm4cell.annotate(planted, groupby="truth", key_added="first")
+    llm4cell.annotate(planted, groupby="truth", key_added="second", n_markers=5)
+    assert list(planted.uns["llm4cell"]) == ["first", "second"]
+    path = tmp_path / "two.h5ad"
+    planted.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    first = llm4cell.get_provenance(back, key="first")
+    second = llm4cell.get_provenance(back, key="second")
+    assert first["key_added"] == "first" and second["key_added"] == "second"
+    assert first["params"]["n_markers"] == 25 and second["params"]["n_markers"] == 5
+    assert first["schema_version"] == 2
+    with pytest.raises(llm4cell.InputError, match=r"key 'third'.*'first', 'second'"):
+        llm4cell.get_provenance(back, key="third")
+
+
+def test_get_provenance_without_annotation(planted):
+    with pytest.raises(llm4cell.InputError, match="no llm4cell annotation"):
+        llm4cell.get_provenance(planted)
+
+
+def test_record_of_an_older_file_is_read_and_kept(planted):
+    """Files written before the per-key layout hold one record in uns['llm4cell']
+    itself: it is read under its key_added and kept beside a new key's record."""
+    res = llm4cell.run_annotation(planted, groupby="truth", key_added="cell_type")
+    res.to_adata(planted)
+    old = planted.uns["llm4cell"]["cell_type"]
+    planted.uns["llm4cell"] = old  # the former layout
+    assert llm4cell.get_provenance(planted, key="cell_type") is old
+    llm4cell.annotate(planted, groupby="truth")
+    assert set(planted.uns["llm4cell"]) == {"cell_type", "llm4cell"}
+    assert llm4cell.get_provenance(planted, key="cell_type") is old
+
+
+def test_foreign_uns_entry_is_refused_before_any_work(planted):
+    planted.uns["llm4cell"] = "something else"
+    with pytest.raises(llm4cell.InputError, match=r"uns\['llm4cell'\]"):
+        llm4cell.annotate(planted, groupby="truth")
+    assert list(planted.obs.columns) == ["truth"]
+
+
+def test_progress_callback(planted):
+    """A callable ``progress`` hears (done, total) groups, also from a backend that
+    reports no progress of its own (knowledge)."""
+    calls = []
+    llm4cell.annotate(planted, groupby="truth", progress=lambda d, t: calls.append((d, t)))
+    assert calls and calls[-1] == (5, 5)
 
 
 def test_backend_registry_matches_show():
@@ -252,7 +360,7 @@ def test_many_groups_rank_without_a_warning_flood():
 
     from scipy import sparse
 
-    from llm4cell.preprocess._preprocess import rank_markers
+    from llm4cell.preprocess import rank_markers
 
     rng = np.random.default_rng(0)
     n_groups, per, genes = 150, 3, [f"G{i}" for i in range(30)]
@@ -272,19 +380,23 @@ def test_many_groups_rank_without_a_warning_flood():
 
 
 def test_existing_obs_columns_are_kept_unless_asked(planted):
-    """GUIDE: an existing obs column is never overwritten unless the user asks; a
-    CELLxGENE file keeps the authors' labels in obs['cell_type'], the default key."""
-    planted.obs["cell_type"] = planted.obs["truth"].astype(str)
+    """GUIDE: the default key does not collide with CELLxGENE's columns, and an existing
+    obs column is never overwritten unless the user asks."""
+    planted.obs["cell_type"] = planted.obs["truth"].astype(str)  # the authors' labels
     authors = planted.obs["cell_type"].copy()
-    with pytest.raises(llm4cell.InputError, match=r"'cell_type'.*--key-added"):
-        llm4cell.annotate(planted, groupby="truth")
-    pd.testing.assert_series_equal(planted.obs["cell_type"], authors)
-    assert "llm4cell" not in planted.uns
-    llm4cell.annotate(planted, groupby="truth", key_added="llm4cell")
+    llm4cell.annotate(planted, groupby="truth")
     pd.testing.assert_series_equal(planted.obs["cell_type"], authors)
     assert "llm4cell_ontology_id" in planted.obs
+    first = planted.obs["llm4cell"].copy()
+    planted.obs["llm4cell"] = "mine"
+    with pytest.raises(llm4cell.InputError, match=r"'llm4cell'.*--key-added"):
+        llm4cell.annotate(planted, groupby="truth")
+    assert (planted.obs["llm4cell"] == "mine").all()
     llm4cell.annotate(planted, groupby="truth", overwrite=True)
-    assert not planted.obs["cell_type"].astype(str).equals(authors)
+    assert (planted.obs["llm4cell"].astype(str) == first.astype(str)).all()
+    with pytest.raises(llm4cell.InputError, match=r"'cell_type'.*--overwrite-key"):
+        llm4cell.annotate(planted, groupby="truth", key_added="cell_type")
+    pd.testing.assert_series_equal(planted.obs["cell_type"], authors)
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [

@@ -267,19 +267,61 @@ def test_annotated_h5ad_against_planted_names(planted: ad.AnnData, tmp_path: Pat
     n_cells = planted.n_obs
     assert len(rows) == n_cells
     assert list(rows.index) == list(planted.obs_names)
-    assert res.params["pred_col"] == "cell_type_ontology_id"
-    assert res.params["confidence_col"] == "cell_type_confidence"
+    assert res.params["pred_col"] == "llm4cell_ontology_id"
+    assert res.params["confidence_col"] == "llm4cell_confidence"
     truth = planted.obs["truth"].astype(str)
     nk, mono = truth.index[truth == "NK"], truth.index[truth == "Mono"]
     assert set(rows.loc[nk, "truth_id"]) == {NK_CELL}
     assert set(rows.loc[nk, "truth_label"]) == {"natural killer cell"}
     assert set(rows.loc[mono, "truth_id"]) == {MONOCYTE}
     assert set(rows.loc[mono, "truth_label"]) == {"monocyte"}
-    assert list(rows["pred_id"]) == list(planted.obs["cell_type_ontology_id"].astype(str))
+    assert list(rows["pred_id"]) == list(planted.obs["llm4cell_ontology_id"].astype(str))
     overall = res.summary.loc["overall"]
     assert overall["agreement"] >= 0.5
     assert overall["n"] + overall["n_unscored"] == n_cells
     assert "ece" in res.summary.columns
+
+
+def test_annotated_anndata_scores_like_its_h5ad(planted: ad.AnnData, tmp_path: Path) -> None:
+    """``score`` takes the AnnData itself (the API face of ``llm4cell score x.h5ad``)."""
+    llm4cell.annotate(planted, groupby="truth")
+    path = tmp_path / "annotated.h5ad"
+    planted.write_h5ad(path)
+    in_memory = score(planted, truth_col="truth")
+    from_file = score(path, truth_col="truth")
+    pd.testing.assert_frame_equal(in_memory.rows, from_file.rows)
+    pd.testing.assert_frame_equal(in_memory.summary, from_file.summary)
+    assert in_memory.params["pred"] == "<AnnData>"
+    assert llm4cell.score is score
+    with pytest.raises(InputError, match=r"AnnData.*obs column.*not a file"):
+        score(planted, tmp_path / "t.csv", truth_col="truth")
+
+
+def test_anndata_with_two_annotations(planted: ad.AnnData) -> None:
+    """With two keys, --pred-col chooses the annotation (and its confidence column);
+    without it the choice is refused rather than guessed."""
+    llm4cell.annotate(planted, groupby="truth", key_added="a")
+    llm4cell.annotate(planted, groupby="truth", key_added="b", n_markers=3)
+    with pytest.raises(InputError, match=r"several keys \('a', 'b'\).*--pred-col"):
+        score(planted, truth_col="truth")
+    res = score(planted, truth_col="truth", pred_col="b")
+    assert res.params["confidence_col"] == "b_confidence"
+    assert list(res.rows["confidence"]) == list(planted.obs["b_confidence"].astype(float))
+    res = score(planted, truth_col="truth", pred_col="truth")  # no llm4cell column
+    assert res.params["confidence_col"] == ""
+
+
+def test_h5ad_of_the_former_layout(planted: ad.AnnData, tmp_path: Path) -> None:
+    """An .h5ad written before the per-key layout (one record in uns['llm4cell'],
+    default key cell_type) scores as before."""
+    res = llm4cell.run_annotation(planted, groupby="truth", key_added="cell_type")
+    res.to_adata(planted)
+    planted.uns["llm4cell"] = planted.uns["llm4cell"]["cell_type"]
+    path = tmp_path / "old.h5ad"
+    planted.write_h5ad(path)
+    scored = score(path, truth_col="truth")
+    assert scored.params["pred_col"] == "cell_type_ontology_id"
+    assert scored.params["confidence_col"] == "cell_type_confidence"
 
 
 def test_planted_hep_label_is_scored(tmp_path: Path) -> None:

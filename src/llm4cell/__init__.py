@@ -9,12 +9,15 @@ from importlib import metadata as _metadata
 
 from ._errors import BackendError, InputError, KnowledgeBaseError, Llm4cellError
 from ._records import Annotation, Candidate, MarkerQuery
-from .annotation._annotate import AnnotationResult, annotate, run_annotation
+from .annotation._annotate import annotate, run_annotation
+from .annotation._keys import get_provenance
 from .annotation._markers import annotate_markers
+from .annotation._result import AnnotationResult
 from .annotators._registry import BACKENDS, Annotator, BackendSpec, get_annotator, show
 from .bench._run import run_bench
 from .knowledge._engine import KnowledgeBase, load_knowledge
 from .llm._options import LLMOptions
+from .metrics._score import ScoreResult, score
 from .ontology._graph import CellOntology, load_ontology
 from .ontology._matcher import OntologyMatch, match_label
 from .puzzles._puzzles import (
@@ -50,17 +53,20 @@ __all__ = [
     "OntologyMatch",
     "Puzzle",
     "PuzzleAnswer",
+    "ScoreResult",
     "__version__",
     "annotate",
     "annotate_markers",
     "build_puzzles",
     "get_annotator",
+    "get_provenance",
     "load_knowledge",
     "load_ontology",
     "match_label",
     "read_puzzles",
     "run_annotation",
     "run_bench",
+    "score",
     "score_puzzles",
     "show",
     "solve_puzzles",

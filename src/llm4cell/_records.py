@@ -7,13 +7,30 @@ query id, never by position.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Annotation", "Candidate", "MarkerQuery", "Species", "details_columns"]
+if TYPE_CHECKING:
+    import anndata as ad
 
+__all__ = [
+    "UNS_KEY",
+    "Annotation",
+    "Candidate",
+    "MarkerQuery",
+    "Progress",
+    "Species",
+    "details_columns",
+    "is_legacy_record",
+    "recorded",
+]
+
+#: The species llm4cell knows: symbols of mouse map to the human-keyed knowledge.
 Species = Literal["human", "mouse"]
+#: A progress callback, called with ``(done, total)`` as work advances.
+Progress = Callable[[int, int], None]
 
 
 class _Frozen(BaseModel):
@@ -109,3 +126,24 @@ def details_columns(annotations: list[Annotation]) -> dict[str, list[object]]:
             gap = ""
         out[k] = [a.details.get(k, gap) for a in annotations]
     return out
+
+
+#: The ``uns`` entry holding the provenance record of every annotation, by key.
+UNS_KEY = "llm4cell"
+
+
+def is_legacy_record(stored: Mapping[str, Any]) -> bool:
+    """A single record stored in ``uns['llm4cell']`` itself (before the per-key layout)."""
+    return isinstance(stored.get("key_added"), str) and "groups" in stored
+
+
+def recorded(adata: ad.AnnData) -> dict[str, Mapping[str, Any]]:
+    """The provenance records of the annotations in ``adata``, by key (``key_added``);
+    empty when there is none. Reads both the per-key layout ``uns['llm4cell'][key]``
+    and the single record of files written before it."""
+    stored = adata.uns.get(UNS_KEY)
+    if not isinstance(stored, Mapping):
+        return {}
+    if is_legacy_record(stored):
+        return {str(stored["key_added"]): stored}
+    return {str(k): v for k, v in stored.items() if isinstance(v, Mapping)}

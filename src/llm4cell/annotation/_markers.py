@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .._errors import InputError
 from .._io import read_table
-from .._records import Annotation, MarkerQuery, details_columns
+from .._records import Annotation, MarkerQuery, Progress, Species, details_columns
 from ..annotators._registry import Annotator, check_answers, get_annotator
 
 if TYPE_CHECKING:
@@ -198,9 +198,9 @@ def annotate_markers(
     backend: str | Annotator = "knowledge",
     backend_options: LLMOptions | Mapping[str, object] | None = None,
     tissue: str | None = None,
-    species: str = "human",
+    species: Species = "human",
     n_markers: int = 50,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Annotate marker lists (one per cluster) with Cell Ontology terms.
 
