@@ -331,12 +331,11 @@ def run_llm4cell(adata: Any) -> dict[str, Any]:
     import llm4cell
 
     start = time.perf_counter()
-    result, expr = llm4cell.run_annotation(adata)
+    result = llm4cell.run_annotation(adata)
     t_run = time.perf_counter() - start
     start = time.perf_counter()
     result.to_adata(adata)
     t_write = time.perf_counter() - start
-    del expr
     return {"run_annotation": t_run, "to_adata": t_write, "result": result,
             "stages": dict(result.provenance["timings_s"])}
 
@@ -409,7 +408,7 @@ def child_main(args: argparse.Namespace) -> None:
 
         names = [p["name"] for p in spec["populations"]]
         planted = pd.Series(np.asarray(names, dtype=object)[labels], index=adata.obs_names)
-        tab = pd.crosstab(planted, adata.obs["cell_type"].astype(str))
+        tab = pd.crosstab(planted, adata.obs["llm4cell"].astype(str))
         rec["recovered"] = {
             str(pop): {"label": str(row.idxmax()), "fraction": float(row.max() / row.sum())}
             for pop, row in tab.iterrows()

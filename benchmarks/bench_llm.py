@@ -67,7 +67,7 @@ def queries() -> list:
         adata = sc.datasets.pbmc68k_reduced()
         out = []
         for key in ("bulk_labels", "louvain"):
-            result, _ = llm4cell.run_annotation(adata, groupby=key, tissue="blood")
+            result = llm4cell.run_annotation(adata, groupby=key, tissue="blood")
             out += [q.model_copy(update={"id": f"{key}:{q.id}"})
                     for q in result.queries.values() if q.genes]
     return out

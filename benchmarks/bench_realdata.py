@@ -48,10 +48,10 @@ over cells (cell-weighted, :func:`llm4cell.metrics.summarize`):
 * per truth label: cells, the labels llm4cell gave with their shares, agreement (and the
   best cellconsensus level's);
 * per group llm4cell annotated: label, confidence, the truth labels inside, agreement and
-  the group's top markers (from ``uns['llm4cell']['groups']``);
+  the group's top markers (from ``uns['llm4cell'][key]['groups']``);
 * agreement split by obs metadata that is a state, not a type (``condition``: Kang's
   interferon-beta stimulation; ``tissue_state``: tumour-bearing or healthy lung; ``phase``);
-* the state column ``obs['cell_type_state']``, picked up automatically once annotate
+* the state column ``obs['llm4cell_state']``, picked up automatically once annotate
   writes one: the share of stimulated (``condition``) cells it calls interferon-stimulated
   and of control cells it calls so, likewise cycling for ``phase`` S/G2M; "n/a (no state
   column)" until then;
@@ -95,7 +95,7 @@ from llm4cell.metrics import reliability_bins, score_pairs, summarize
 from llm4cell.ontology import load_ontology
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "real"
-KEY = "cell_type"
+KEY = "llm4cell"  # annotate's default key_added
 LLM = "llm4cell"
 MOST_FREQUENT = "most frequent label"
 PEER = "cellconsensus"
@@ -377,7 +377,7 @@ def run_llm4cell(adata: ad.AnnData, bench: dict[str, str], groupby: str | None) 
                             species=bench.get("species", "human"), key_added=KEY, copy=True)
     seconds = time.perf_counter() - start
     obs = out.obs
-    record = out.uns.get("llm4cell", {})
+    record = llm4cell.get_provenance(out, key=KEY)
     info = record.get("groups")
     group_col = groupby or f"{KEY}_cluster"
     return Prediction(
