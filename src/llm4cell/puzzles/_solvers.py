@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -59,7 +59,6 @@ __all__ = [
     "MostFrequentSolver",
     "PuzzleSolver",
     "RandomSolver",
-    "get_solver",
 ]
 
 Progress = Callable[[int, int], None]
@@ -440,27 +439,3 @@ class ConsensusSolver:
     def provenance(self) -> dict[str, object]:
         """Members' provenance."""
         return {"backend": self.name, "members": [m.provenance() for m in self.members]}
-
-
-# --------------------------------------------------------------------------- factory
-
-
-def get_solver(
-    spec: str,
-    options: Mapping[str, object] | Any | None = None,
-    *,
-    assignment: bool = True,
-    seed: int = 0,
-    check: bool = True,
-) -> PuzzleSolver:
-    """Transitional: :func:`llm4cell.annotators.build_backend` with ``task="puzzles"``.
-
-    Kept only while ``cli/_arena.py`` (another owner) imports it from here; delete it
-    once the CLI builds through the registry (or calls :func:`solve_puzzles`).
-    """
-    # transitional, and the one import that closes a cycle (the registry builds these
-    # solvers): goes with this function
-    from ..annotators._registry import build_backend
-
-    return build_backend(spec, options, task="puzzles", check=check, assignment=assignment,
-                         seed=seed)
