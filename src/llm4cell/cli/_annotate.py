@@ -1,4 +1,5 @@
-"""``llm4cell annotate``: :func:`llm4cell.run_annotation` on a file, written as one set."""
+"""``llm4cell annotate``: :func:`llm4cell.run_annotation` on a file; the result writes
+itself (:meth:`~llm4cell.AnnotationResult.write`, one set) and the command prints from it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from rich.table import Table
 
 from .._errors import InputError, Llm4cellError
 from .._io import check_outputs, read_data
-from ..annotation._annotate import check_params, run_annotation, write_outputs
+from ..annotation._annotate import run_annotation
+from ..annotation._checks import check_params
+from ..annotation._keys import DEFAULT_KEY
+from ..annotation._result import AnnotationResult
 from ._app import DebugOpt, SpeciesChoice, err, fail, out
 from ._llm_options import BackendOpt, LLMFlags, llm_flags, usage_line
 
@@ -46,7 +50,8 @@ def annotate_cmd(
         Path | None,
         typer.Option(help="Per-group CSV table (default: OUTPUT with .csv suffix)."),
     ] = None,
-    key_added: Annotated[str, typer.Option(help="Prefix of the obs keys written.")] = "cell_type",
+    key_added: Annotated[str, typer.Option(help="Prefix of the obs keys written.")
+                         ] = DEFAULT_KEY,
     overwrite_key: Annotated[
         bool, typer.Option("--overwrite-key",
                            help="Replace obs columns of --key-added that exist already "
@@ -106,14 +111,13 @@ def _annotate(
             with err.status(f"Reading {data}"):
                 adata = read_data(data)  # type: ignore[arg-type]
             source = str(data)
-        result, expr = run_annotation(adata, overwrite=overwrite, progress=True, **kwargs)
+        result = run_annotation(adata, overwrite=overwrite, progress=True, **kwargs)
         result.to_adata(adata, overwrite=overwrite)
         with err.status(f"Writing {output}"):
-            write_outputs(adata, result, expr, h5ad=output, csv=csv_path, report=report,
-                          random_state=kwargs["random_state"])
+            result.write(adata, h5ad=output, csv=csv_path, report=report)
     err.print(f"Annotated {adata.n_obs} cells x {adata.n_vars} genes from {source}")
-    _print_summary(adata, str(kwargs.get("key_added", "cell_type")))
-    usage = usage_line(adata.uns["llm4cell"].get("annotator"))
+    _print_summary(result)
+    usage = usage_line(result.provenance.get("annotator"))
     if usage:
         err.print(usage, highlight=False)
     err.print(f"Wrote {output}")
@@ -122,12 +126,12 @@ def _annotate(
         err.print(f"Wrote {report}")
 
 
-def _print_summary(adata: object, key: str) -> None:
-    groups = adata.uns["llm4cell"]["groups"]  # type: ignore[attr-defined]
+def _print_summary(result: AnnotationResult) -> None:
+    """The result's summary: one row per label, most cells first."""
     table = Table(title="llm4cell annotation", show_lines=False)
-    for col in ("group", "cells", "label", "CL ID", "confidence"):
+    for col in ("label", "CL ID", "groups", "cells", "confidence"):
         table.add_column(col)
-    for g, r in groups.iterrows():
-        table.add_row(str(g), str(r["n_cells"]), str(r["label"]), str(r["ontology_id"]),
-                      f"{float(r['confidence']):.2f}")
+    for _, r in result.summary().iterrows():
+        table.add_row(str(r["label"]), str(r["ontology_id"]), str(r["n_groups"]),
+                      str(r["n_cells"]), f"{float(r['mean_confidence']):.2f}")
     out.print(table)
