@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test test-fast install lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ demo: $(VENV)/.installed
 # stack is missing.
 test: $(VENV)/.installed-test
 	LLM4CELL_REQUIRE_LLM_TESTS=1 $(BIN)/python -m pytest
+
+# The developer loop (under 2 minutes on 2 cores): everything but the tests marked slow
+# (large data, the whole demo) and llm (the real llama.cpp server). CI runs `make test`.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not llm" -q
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

@@ -92,3 +92,23 @@ def llm_server(tmp_path_factory):
     server = LlamaServer(model, tmp_path_factory.mktemp("llama")).start()
     yield server
     server.stop()
+
+
+#: Test markers. ``make test`` runs everything (CI too); ``make test-fast`` leaves out
+#: ``slow`` and ``llm``. No test needs the network: servers run on 127.0.0.1.
+MARKERS = {
+    "slow": "takes more than about 5 s on 2 cores (large data, the whole demo)",
+    "llm": "needs the real llama.cpp server stack (llama-cpp-python[server] + SmolLM2 GGUF)",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses the real llama.cpp server fixture is an ``llm`` test."""
+    for item in items:
+        if "llm_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.llm)

@@ -22,6 +22,9 @@ import llm4cell
 from llm4cell.llm import LLMOptions
 from llm4cell.ontology import load_ontology
 
+#: Every test here runs the real llama.cpp stack (``make test-fast`` leaves them out).
+pytestmark = pytest.mark.llm
+
 SPEC = f"openai:{MODEL_ALIAS}"
 MARKERS = pd.DataFrame({
     "id": ["0", "7_0", "B cells", "12"],

@@ -22,6 +22,9 @@ from llm4cell.puzzles import (
 )
 from llm4cell.puzzles._prompt import parse_puzzle_answer
 
+#: Every test here runs the real llama.cpp stack (``make test-fast`` leaves them out).
+pytestmark = pytest.mark.llm
+
 SPEC = f"openai:{MODEL_ALIAS}"
 
 
