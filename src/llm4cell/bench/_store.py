@@ -2,7 +2,8 @@
 
 The store holds one SQLite row per scored item per run, and run records. Rows are keyed
 by (run key, item id); a chunk of rows is committed in one transaction, so an interrupted
-bench keeps every finished chunk and a re-run skips what is stored.
+bench keeps every finished chunk and a re-run skips what is stored. The file is opened and
+written through :mod:`llm4cell._sqlite` (busy timeout, WAL, layout version).
 
 :func:`refuse_overwriting_inputs` serves ``llm4cell bench`` and ``llm4cell puzzles``; its
 message names which input an output would overwrite (a dataset, the config, a cache).
@@ -13,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,12 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from .._sqlite import SQLiteFileError, check_file, open_db, transaction
 
-__all__ = ["ResultStore", "now", "refuse_overwriting_inputs"]
+__all__ = ["ResultStore", "check_store_file", "now", "refuse_overwriting_inputs"]
 
+#: Layout version of the file (``PRAGMA user_version``); bump when a table changes.
+SCHEMA_VERSION = 1
 
 _COLUMNS: dict[str, str] = {
     "run_key": "TEXT", "unit_id": "TEXT", "item_id": "TEXT", "annotator": "TEXT",
@@ -38,28 +41,23 @@ _COLUMNS: dict[str, str] = {
     "latency_s": "REAL", "evidence": "TEXT", "created": "TEXT",
 }
 
+_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS items ({', '.join(f'{c} {t}' for c, t in _COLUMNS.items())}, "
+    "PRIMARY KEY (run_key, item_id))",
+    "CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, annotator TEXT, dataset TEXT, "
+    "config TEXT, provenance TEXT, n_units INTEGER, complete INTEGER, updated TEXT)",
+)
+
 
 class ResultStore:
     """SQLite store of item rows (one per item per run) and run records."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            cols = ", ".join(f"{c} {t}" for c, t in _COLUMNS.items())
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS items ({cols}, "
-                            "PRIMARY KEY (run_key, item_id))")
-            self.db.execute("CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, "
-                            "annotator TEXT, dataset TEXT, config TEXT, provenance TEXT, "
-                            "n_units INTEGER, complete INTEGER, updated TEXT)")
-            self.db.commit()
-        except sqlite3.DatabaseError as e:
-            self.db.close()
-            msg = (f"{str(path)!r} is not a bench store ({e}); move it away or choose "
-                   "another output folder")
-            raise InputError(msg) from None
+            self.db = open_db(path, schema=_SCHEMA, version=SCHEMA_VERSION)
+        except SQLiteFileError as e:
+            raise _not_a_store(e) from None
 
     def done_items(self, run_key: str) -> set[str]:
         """Ids of the items stored for a run."""
@@ -71,13 +69,14 @@ class ResultStore:
         cols = list(_COLUMNS)
         sql = (f"INSERT OR REPLACE INTO items ({', '.join(cols)}) VALUES "
                f"({', '.join('?' * len(cols))})")
-        with self.db:
-            self.db.executemany(sql, [tuple(_sql(r.get(c)) for c in cols) for r in rows])
+        values = [tuple(_sql(r.get(c)) for c in cols) for r in rows]
+        with transaction(self.db):
+            self.db.executemany(sql, values)
 
     def record_run(self, run_key: str, annotator: str, dataset: str, config: dict[str, Any],
                    provenance: dict[str, Any] | None, n_units: int, complete: bool) -> None:
         """Insert or update a run's record (configuration, provenance, completeness)."""
-        with self.db:
+        with transaction(self.db):
             self.db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_key, annotator, dataset, json.dumps(config, default=str),
@@ -102,6 +101,25 @@ class ResultStore:
     def close(self) -> None:
         """Close the database."""
         self.db.close()
+
+
+def _not_a_store(e: SQLiteFileError) -> InputError:
+    return InputError(f"{str(e.path)!r} is not a bench store ({e.reason}); move it away or "
+                      "choose another output folder")
+
+
+def check_store_file(path: Path) -> None:
+    """Refuse, before any work, a store path holding a file that is not SQLite.
+
+    Raises
+    ------
+    InputError
+        The one-line error :class:`ResultStore` gives for that file.
+    """
+    try:
+        check_file(path)
+    except SQLiteFileError as e:
+        raise _not_a_store(e) from None
 
 
 def _sql(value: Any) -> Any:

@@ -3,27 +3,31 @@
 Entries are keyed on a SHA-256 of the provider, endpoint, model, messages, response
 schema and sampling parameters (:func:`cache_key`); the value is the response text with
 its token counts. Every response is written (and committed) as soon as it arrives, so a
-run that stops half-way keeps what was answered and a re-run resumes from there.
+run that stops half-way keeps what was answered and a re-run resumes from there. The file
+is opened and written through :mod:`llm4cell._sqlite` (busy timeout, WAL, layout version).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import BackendError
+from .._sqlite import SQLiteFileError, open_db, transaction
 
 __all__ = ["CachedResponse", "ResponseCache", "cache_key"]
 
 #: Bump when the meaning of a cached entry changes (prompt wording does so by itself).
 CACHE_FORMAT = 1
 
-_SCHEMA = """
+#: Layout version of the file (``PRAGMA user_version``); bump when the table changes.
+SCHEMA_VERSION = 1
+
+_SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
     provider TEXT NOT NULL,
@@ -34,7 +38,7 @@ CREATE TABLE IF NOT EXISTS responses (
     finish_reason TEXT,
     created REAL NOT NULL
 )
-"""
+""",)
 
 
 def cache_key(payload: dict[str, object]) -> str:
@@ -67,14 +71,10 @@ class ResponseCache:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
-            self._db.commit()
-        except (OSError, sqlite3.Error) as e:
-            msg = (f"cannot open the LLM response cache {str(self.path)!r} ({e}); give another "
-                   "path with --cache or set LLM4CELL_CACHE_DIR, or pass --no-cache")
+            self._db = open_db(self.path, schema=_SCHEMA, version=SCHEMA_VERSION, threads=True)
+        except SQLiteFileError as e:
+            msg = (f"cannot open the LLM response cache {str(self.path)!r} ({e.reason}); give "
+                   "another path with --cache or set LLM4CELL_CACHE_DIR, or pass --no-cache")
             raise BackendError(msg) from None
 
     def __repr__(self) -> str:
@@ -95,20 +95,18 @@ class ResponseCache:
 
     def put(self, key: str, provider: str, model: str, response: CachedResponse) -> None:
         """Store (or replace) the response for ``key`` and commit at once."""
-        with self._lock:
+        with self._lock, transaction(self._db):
             self._db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, provider, model, response.text, response.prompt_tokens,
                  response.completion_tokens, response.finish_reason, time.time()),
             )
-            self._db.commit()
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""
-        with self._lock:
+        with self._lock, transaction(self._db):
             n = int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
             self._db.execute("DELETE FROM responses")
-            self._db.commit()
         return n
 
     def close(self) -> None:
