@@ -13,22 +13,19 @@ from .annotation._annotate import annotate, run_annotation
 from .annotation._keys import get_provenance
 from .annotation._markers import annotate_markers
 from .annotation._result import AnnotationResult
-from .annotators._registry import BACKENDS, Annotator, BackendSpec, get_annotator, show
+from .annotators._base import Annotator
+from .annotators._registry import BACKENDS, BackendSpec, get_annotator, show
 from .bench._run import run_bench
 from .knowledge._engine import KnowledgeBase, load_knowledge
 from .llm._options import LLMOptions
 from .metrics._score import ScoreResult, score
 from .ontology._graph import CellOntology, load_ontology
 from .ontology._matcher import OntologyMatch, match_label
-from .puzzles._puzzles import (
-    Puzzle,
-    PuzzleAnswer,
-    build_puzzles,
-    read_puzzles,
-    score_puzzles,
-    solve_puzzles,
-    write_puzzles,
-)
+from .puzzles._build import build_puzzles
+from .puzzles._io import read_puzzles, write_puzzles
+from .puzzles._records import Puzzle, PuzzleAnswer
+from .puzzles._score import score_puzzles
+from .puzzles._solve import solve_puzzles
 
 try:
     __version__ = _metadata.version("llm4cell")

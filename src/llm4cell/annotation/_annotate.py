@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anndata as ad
@@ -20,15 +19,12 @@ from .._errors import InputError
 from .._io import check_outputs
 from .._progress import Stages
 from .._records import Annotation, MarkerQuery, Progress, Species
-from ..annotators._registry import Annotator, check_answers, get_annotator
+from ..annotators._base import Annotator, check_answers
+from ..annotators._registry import get_annotator
 from ..knowledge._engine import UNKNOWN, KnowledgeBase, load_knowledge
-from ..preprocess._preprocess import (
-    Expression,
-    check_can_cluster,
-    cluster,
-    prepare_expression,
-    rank_markers,
-)
+from ..preprocess._cluster import check_can_cluster, cluster
+from ..preprocess._expression import Expression, prepare_expression
+from ..preprocess._markers import rank_markers
 from ._checks import check_groupby, check_params
 from ._keys import DEFAULT_KEY, check_free_columns
 from ._provenance import build_provenance
@@ -37,7 +33,7 @@ from ._result import AnnotationResult
 if TYPE_CHECKING:
     from ..llm import LLMOptions
 
-__all__ = ["annotate", "check_params", "run_annotation", "write_outputs"]
+__all__ = ["annotate", "run_annotation"]
 
 
 def _as_group_series(values: pd.Series, index: pd.Index, name: str) -> pd.Series:
@@ -285,19 +281,3 @@ def annotate(
     result.write(target, csv=csv, report=report)
     return target if copy else None
 
-
-def write_outputs(
-    adata: ad.AnnData,
-    result: AnnotationResult,
-    expr: object = None,
-    *,
-    h5ad: str | os.PathLike[str] | None = None,
-    csv: str | os.PathLike[str] | None = None,
-    report: str | os.PathLike[str] | None = None,
-    random_state: int = 0,
-) -> list[Path]:
-    """Transitional: :meth:`AnnotationResult.write` under its former name, kept until
-    ``cli/_main.py`` calls the result itself (``expr`` and ``random_state`` are ignored:
-    the result keeps its own)."""
-    del expr, random_state
-    return result.write(adata, h5ad=h5ad, csv=csv, report=report)

@@ -33,7 +33,8 @@ import pandas as pd
 from .._errors import InputError
 from .._io import read_table
 from .._records import Annotation, MarkerQuery, Progress, Species, details_columns
-from ..annotators._registry import Annotator, check_answers, get_annotator
+from ..annotators._base import Annotator, check_answers
+from ..annotators._registry import get_annotator
 
 if TYPE_CHECKING:
     from ..llm import LLMOptions

@@ -8,9 +8,9 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..annotators._registry import Annotator
+    from ..annotators._base import Annotator
     from ..knowledge._engine import KnowledgeBase
-    from ..preprocess._preprocess import Expression
+    from ..preprocess._expression import Expression
 
 __all__ = ["MARKER_FILTERS", "SCHEMA_VERSION", "build_provenance", "h5ad_safe"]
 

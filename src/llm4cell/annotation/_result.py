@@ -24,7 +24,7 @@ from ._provenance import h5ad_safe
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..preprocess._preprocess import Expression
+    from ..preprocess._expression import Expression
 
 __all__ = ["AnnotationResult"]
 
