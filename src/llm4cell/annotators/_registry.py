@@ -41,7 +41,6 @@ from ..puzzles._solvers import (
     RandomSolver,
 )
 from ._base import Annotator
-from ._base import check_answers as check_answers  # transitional: annotation/ imports it here
 from ._baselines import Labels, VocabBaseline, by_frequency
 from ._consensus import ConsensusAnnotator
 from ._hybrid import HybridAnnotator
