@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .._records import Annotation, MarkerQuery
+from .._records import Annotation, MarkerQuery, Progress
 from ..llm._options import LLMOptions
 from ._knowledge import KnowledgeAnnotator
-from ._llm import LLMAnnotator, Progress
+from ._llm import LLMAnnotator
 
 __all__ = ["HybridAnnotator"]
 

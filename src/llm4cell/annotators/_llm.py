@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from .._errors import BackendError, InputError
-from .._records import Annotation, Candidate, MarkerQuery
+from .._records import Annotation, Candidate, MarkerQuery, Progress
 from ..knowledge._engine import UNKNOWN
 from ..llm._answers import ClusterAnswer, ParsedAnswers, answer_schema, parse_answers
 from ..llm._clients import ChatClient, ChatRequest, Completion, make_client
@@ -46,7 +46,7 @@ from ..llm._prompts import (
 from ..llm._runner import RequestRunner, run_parallel
 from ..ontology._matcher import get_matcher
 
-__all__ = ["LLMAnnotator", "Progress", "wire_ids"]
+__all__ = ["LLMAnnotator", "wire_ids"]
 
 #: Bumped when the prompts change meaningfully (recorded in provenance). 2: clusters are
 #: sent under the wire ids 1, 2, ... of their batch (:func:`wire_ids`), not the user's ids.
@@ -57,7 +57,6 @@ _UNKNOWN_WORDS = {
     "unknown", "unclear", "none", "n/a", "na", "undetermined", "not determined",
     "unidentified", "unassigned", "unknown cell type", "unknown cell", "ambiguous",
 }
-Progress = Callable[[int, int], None]
 
 
 def wire_ids(batch: Sequence[MarkerQuery]) -> dict[str, MarkerQuery]:

@@ -9,7 +9,6 @@ strict answer parser), ``_solvers`` (one solver per backend kind), ``_solve``
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from ._build import build_puzzles
 from ._io import parse_cello1_question, read_answers, read_puzzles, write_answers, write_puzzles
@@ -32,7 +31,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """``solve_puzzles``, loaded on first use (PEP 562).
 
     It builds its solver through the backend registry (:mod:`llm4cell.annotators`),

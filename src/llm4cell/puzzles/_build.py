@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from .._records import Species
 from ..ontology._graph import load_ontology
 from ..ontology._matcher import get_matcher
 from ..preprocess._expression import prepare_expression
@@ -102,7 +103,7 @@ def build_puzzles(
     per_n: int = 40,
     seed: int = 0,
     tissue: str | None = None,
-    species: str = "human",
+    species: Species = "human",
     layer: str | None = None,
     source: str = "",
 ) -> list[Puzzle]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._records import Progress
 from ..annotators._registry import build_backend
 from ._records import Puzzle, PuzzleAnswer
 from ._solvers import PuzzleSolver
@@ -19,7 +20,7 @@ def solve_puzzles(
     backend_options: Mapping[str, object] | Any | None = None,
     assignment: bool = True,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[PuzzleAnswer]:
     """Solve puzzles with a backend; see :mod:`llm4cell.puzzles._solvers`.
 

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .._errors import BackendError
-from .._records import MarkerQuery
+from .._records import MarkerQuery, Progress
 from ..genes import is_evidence_gene
 from ..knowledge._engine import GENERIC_TERMS, KnowledgeBase, load_knowledge
 from ..llm._clients import ChatRequest
@@ -61,7 +61,6 @@ __all__ = [
     "RandomSolver",
 ]
 
-Progress = Callable[[int, int], None]
 
 
 @runtime_checkable
