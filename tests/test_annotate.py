@@ -97,6 +97,7 @@ def test_h5ad_round_trip(pbmc_annotated, tmp_path):
     assert (back.obs["llm4cell"] == pbmc_annotated.obs["llm4cell"]).all()
 
 
+@pytest.mark.slow
 def test_default_route_clusters_with_leiden(pbmc):
     X_before = pbmc.X.copy()
     raw_before = pbmc.raw.X.copy()
@@ -153,6 +154,7 @@ def test_planted_clusters_without_groupby(planted):
         assert _in_subtree(ids.mode().iloc[0], root)
 
 
+@pytest.mark.slow
 def test_default_route_on_more_than_8192_cells():
     """scanpy switches to approximate neighbours (pynndescent) from 8,192 cells on; that
     path must work with the pinned dependencies."""

@@ -3,23 +3,27 @@ and the real Cell Ontology (hand-checked facts, no mocks)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import subprocess
-import sys
+import warnings
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli_env
+from typer.testing import CliRunner
 
 import llm4cell
 from llm4cell import InputError
-from llm4cell.metrics._score import ScoreResult, score
+from llm4cell.cli import app
+from llm4cell.metrics import ScoreResult, score
 from llm4cell.ontology import load_ontology
+
+CLI_ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 
 T_CELL, B_CELL, MONOCYTE = "CL:0000084", "CL:0000236", "CL:0000576"
 TREG, HEP_STELLATE, HEMATO_STEM = "CL:0000815", "CL:0000632", "CL:0000037"
@@ -443,10 +447,16 @@ def test_blank_or_infinite_weight(value: str, tmp_path: Path) -> None:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llm4cell", "score", *args], cwd=cwd, env=cli_env(),
-        capture_output=True, text=True, timeout=300, check=False,
-    )
+    """``llm4cell score ARGS`` in-process inside ``cwd`` (typer's CliRunner; the real
+    child process is smoke-tested in test_cli.py). Warnings, which a user would see on
+    stderr, are appended to it as lines."""
+    with contextlib.chdir(cwd), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = CliRunner().invoke(app, ["score", *args], env=CLI_ENV, prog_name="llm4cell")
+    stderr = result.stderr + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "Traceback: " + repr(result.exception)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
 
 
 def _digest(path: Path) -> str:
