@@ -8,18 +8,14 @@ together here, in the order ``llm4cell --help`` lists them.
 
 from __future__ import annotations
 
-from . import _puzzles
-from ._annotate import annotate_cmd
+from . import _annotate, _bench, _markers, _puzzles, _score
 from ._app import app, main
-from ._bench import bench_cmd
-from ._markers import markers_cmd
-from ._score import score_cmd
 
-app.command("annotate")(annotate_cmd)
-app.command("markers")(markers_cmd)
-app.command("score")(score_cmd)
+app.command("annotate")(_annotate.annotate_cmd)
+app.command("markers")(_markers.markers_cmd)
+app.command("score")(_score.score_cmd)
 app.add_typer(_puzzles.puzzles_app, name="puzzles")
-app.command("bench")(bench_cmd)
+app.command("bench")(_bench.bench_cmd)
 
 _puzzles.puzzles_app.command("build")(_puzzles.build_cmd)
 _puzzles.puzzles_app.command("solve")(_puzzles.solve_cmd)
