@@ -16,16 +16,17 @@ the methods and scores).
 Why not ``cellxgene_ontology_guide.ontology_parser.OntologyParser``: it reads the same
 term records, but every call parses the ID with a regular expression and copies the
 record, and its descendants and children scan every term. On CL v2026-03-26 (3,596
-terms, ``scripts/compare_ontology_parser.py``, both in one run) it is slower at every
-lookup llm4cell makes: ancestors with distances of every term about 8x (1 vs 9 ms),
-parents 2-4x, labels and replacements 10-20x, lowest common ancestors of 10,000 pairs
-2.5-3x (64-78 vs 158-221 ms), descendants of 200 terms over 200x, children 10-20x. Two
-of its answers also differ from what llm4cell needs: its lowest common ancestors are
-those at the least summed distance, which can include an ancestor of another common
-ancestor (both ``cell`` and ``eukaryotic cell``; 23% of random pairs differ), and the
-replacement it gives for an obsolete term can belong to another ontology (``CLO:``,
-``PO:``). So this class reads the records itself, and ``tests/test_ontology.py`` checks
-that it agrees with ``OntologyParser`` wherever the two define the same thing.
+terms, ``scripts/compare_ontology_parser.py``, both in one run; three runs on a shared
+machine) it is slower at every lookup llm4cell makes: ancestors with distances of every
+term 6-9x (about 1 vs 5-9 ms), parents 2-4x, labels 11-14x, replacements 8-20x, lowest
+common ancestors of 10,000 pairs 2.4-3x (36-78 vs 86-221 ms), descendants 80-430x and
+children 10-36x (200 terms each). Two of its answers also differ from what llm4cell
+needs: its lowest common ancestors are those at the least summed distance, which can
+include an ancestor of another common ancestor (both ``cell`` and ``eukaryotic cell``;
+23% of random pairs differ), and the replacement it gives for an obsolete term can
+belong to another ontology (``CLO:``, ``PO:``). So this class reads the records itself,
+and ``tests/test_ontology.py`` checks that it agrees with ``OntologyParser`` wherever the
+two define the same thing.
 """
 
 from __future__ import annotations
