@@ -53,7 +53,6 @@ _PENDING = {
     "load_knowledge": "params is still positional (load_knowledge(params=None))",
     "load_ontology": "schema_version is still positional",
     "solve_puzzles": "backend is still positional and progress is not the Progress alias",
-    "build_puzzles": "species is annotated str, not the Species alias",
     "run_bench": "progress is bench's own (stage, done, total) callback",
 }
 
@@ -151,17 +150,7 @@ def _exported(module: object) -> set[str]:
             if not n.startswith("_") and n != "annotations" and not inspect.ismodule(obj)}
 
 
-#: Subpackages (of other owners) whose namespace still binds names outside ``__all__``.
-_PENDING_ALL = {
-    "puzzles": "typing.Any is imported into puzzles/__init__.py's namespace",
-}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=_PENDING_ALL[n], strict=True))
-    if n in _PENDING_ALL else n
-    for n in _subpackages()
-])
+@pytest.mark.parametrize("name", _subpackages())
 def test_subpackage_all_matches_its_exports(name: str) -> None:
     """Every public name bound in the package is in ``__all__``, and every name of
     ``__all__`` resolves (some load on first use, PEP 562)."""
