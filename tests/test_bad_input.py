@@ -36,6 +36,7 @@ from scipy import sparse
 from test_io import write_10x_mtx
 from typer.testing import CliRunner
 
+import llm4cell
 from llm4cell.cli import app
 
 runner = CliRunner()
@@ -167,7 +168,8 @@ CASES: dict[str, tuple[str, str]] = {
         "annotate in.h5ad -o o.h5ad --key-added '  ' --groupby truth", "--key-added"),
     "annotate key with slash": (
         "annotate in.h5ad -o o.h5ad --key-added a/b --groupby truth", "--key-added"),
-    "annotate key exists in obs": ("annotate cxg.h5ad -o o.h5ad --groupby truth", "'cell_type'"),
+    "annotate key exists in obs": (
+        "annotate cxg.h5ad -o o.h5ad --groupby truth --key-added cell_type", "'cell_type'"),
     "annotate key is the groupby column": (
         "annotate in.h5ad -o o.h5ad --key-added truth --groupby truth", "'truth'"),
     "annotate resolution negative": ("annotate in.h5ad -o o.h5ad --resolution -1", "--resolution"),
@@ -321,22 +323,30 @@ def test_odd_but_usable_input_runs(
     assert list(out.obs_names) == list(src.obs_names)
     assert list(out.var_names) == list(src.var_names)
     no_group = src.obs["truth"].isna().to_numpy()
-    assert (out.obs["cell_type"].astype(str)[no_group] == "unknown").all()
-    assert (out.obs["cell_type"].astype(str)[~no_group] != "unknown").any()
+    assert (out.obs["llm4cell"].astype(str)[no_group] == "unknown").all()
+    assert (out.obs["llm4cell"].astype(str)[~no_group] != "unknown").any()
     assert snapshot(tmp_path)["in.h5ad"] == before["in.h5ad"]
 
 
 # ------------------------------------------------------------------------ output sets
 
 
-def test_cellxgene_columns_are_replaced_only_when_asked(
+def test_cellxgene_columns_are_kept(
     inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The default key collides with CELLxGENE's ``cell_type``: refused above; with
+    """CELLxGENE keeps the authors' labels in ``cell_type``: the default key (``llm4cell``)
+    writes beside them; asking for ``cell_type`` is refused above, and with
     ``--overwrite-key`` the user's column is replaced as asked."""
     shutil.copy2(inputs / "cxg.h5ad", tmp_path / "cxg.h5ad")
-    result, lines = invoke(["annotate", "cxg.h5ad", "-o", "o.h5ad", "--groupby", "truth",
-                            "--overwrite-key"], tmp_path, monkeypatch)
+    args = ["annotate", "cxg.h5ad", "-o", "o.h5ad", "--groupby", "truth"]
+    result, lines = invoke(args, tmp_path, monkeypatch)
+    assert result.exit_code == 0, (result.exception, lines)
+    out = ad.read_h5ad(tmp_path / "o.h5ad")
+    assert (out.obs["cell_type"].astype(str) == out.obs["truth"].astype(str)).all()
+    assert {"llm4cell", "llm4cell_ontology_id", "llm4cell_confidence"} <= set(out.obs)
+
+    result, lines = invoke([*args, "--key-added", "cell_type", "--overwrite-key"],
+                           tmp_path, monkeypatch)
     assert result.exit_code == 0, (result.exception, lines)
     out = ad.read_h5ad(tmp_path / "o.h5ad")
     assert "cell_type_ontology_id" in out.obs
@@ -454,7 +464,7 @@ def test_failure_mid_write_leaves_the_previous_set(
     # and without the limit the same command writes the new set
     result, lines = invoke([*args, "--tissue", "blood"], tmp_path, monkeypatch)
     assert result.exit_code == 0, (result.exception, lines)
-    assert ad.read_h5ad(tmp_path / "o.h5ad").uns["llm4cell"]["params"]["tissue"] == "blood"
+    assert llm4cell.get_provenance(ad.read_h5ad(tmp_path / "o.h5ad"))["params"]["tissue"] == "blood"
     assert sorted(snapshot(tmp_path)) == ["in.h5ad", "o.csv", "o.h5ad"]
 
 

@@ -20,7 +20,7 @@ from conftest import PROGRAMS, make_planted_counts
 from scipy import sparse
 
 import llm4cell
-from llm4cell import BackendError, InputError, Llm4cellError
+from llm4cell import BackendError, InputError, Llm4cellError, get_provenance
 from llm4cell._errors import OutputError
 from llm4cell._io import (
     atomic_path,
@@ -169,7 +169,7 @@ def annotated_10x(tmp_path_factory: pytest.TempPathFactory) -> tuple[ad.AnnData,
 def test_annotate_on_10x_mtx_matches_in_memory(annotated_10x) -> None:
     adata, src = annotated_10x
     cols = ["n_cells", "label", "ontology_id", "confidence", "markers"]
-    got, want = adata.uns["llm4cell"]["groups"], src.uns["llm4cell"]["groups"]
+    got, want = get_provenance(adata)["groups"], get_provenance(src)["groups"]
     assert sorted(got.index) == sorted(PROGRAMS)
     pd.testing.assert_frame_equal(got.loc[sorted(PROGRAMS), cols], want.loc[sorted(PROGRAMS), cols])
     markers = got["markers"].str.split(", ")
@@ -181,7 +181,7 @@ def test_annotate_on_10x_mtx_matches_in_memory(annotated_10x) -> None:
 def test_annotate_on_10x_mtx_finds_planted_types(annotated_10x) -> None:
     adata, _ = annotated_10x
     onto = llm4cell.load_ontology()
-    groups = adata.uns["llm4cell"]["groups"]
+    groups = get_provenance(adata)["groups"]
     wrong = {}
     for truth in PROGRAMS:
         term = groups.loc[truth, "ontology_id"]
@@ -190,7 +190,7 @@ def test_annotate_on_10x_mtx_finds_planted_types(annotated_10x) -> None:
             label = groups.loc[truth, "label"]
             wrong[truth] = f"{label} ({term or 'no ID'}), expected under {root}"
     assert not wrong, wrong
-    per_cell = adata.obs["cell_type_ontology_id"].astype(str)
+    per_cell = adata.obs["llm4cell_ontology_id"].astype(str)
     expected = adata.obs["truth"].map(groups["ontology_id"]).astype(str)
     assert (per_cell == expected).all()
 
@@ -318,7 +318,7 @@ def test_genes_matching_nothing(planted: ad.AnnData) -> None:
     planted.var_names = [f"XYZ{i}" for i in range(1, planted.n_vars + 1)]
     with _raises(InputError, "none of the 195 genes", "XYZ1", "marker database"):
         llm4cell.annotate(planted, groupby="truth")
-    assert "cell_type" not in planted.obs
+    assert "llm4cell" not in planted.obs
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
@@ -377,7 +377,7 @@ def test_groupby_with_single_group(planted: ad.AnnData) -> None:
     planted.obs["one"] = "all"
     with _raises(InputError, "'one'", "1 group"):
         llm4cell.annotate(planted, groupby="one")
-    assert "cell_type" not in planted.obs
+    assert "llm4cell" not in planted.obs
 
 
 def test_groupby_per_cell_column(planted: ad.AnnData) -> None:
@@ -437,15 +437,15 @@ def test_annotate_keeps_raw_counts_input(planted: ad.AnnData, tmp_path: Path) ->
     assert (planted.X != x_before).nnz == 0
     pd.testing.assert_frame_equal(planted.var, var_before)
     pd.testing.assert_frame_equal(planted.obs[obs_before.columns], obs_before)
-    assert "cell_type" in planted.obs  # and it did annotate in place
+    assert "llm4cell" in planted.obs  # and it did annotate in place
     assert not planted.layers.keys()
 
 
 def test_annotate_copy_leaves_input_alone(planted: ad.AnnData) -> None:
     out = llm4cell.annotate(planted, groupby="truth", copy=True)
     assert out is not None and out is not planted
-    assert "cell_type" in out.obs
-    assert "cell_type" not in planted.obs
+    assert "llm4cell" in out.obs
+    assert "llm4cell" not in planted.obs
     assert "llm4cell" not in planted.uns
 
 
@@ -457,7 +457,7 @@ def test_annotate_keeps_scaled_x_and_raw(pbmc: ad.AnnData) -> None:
     np.testing.assert_array_equal(np.asarray(pbmc.X), x_before)
     assert (pbmc.raw.X != raw_before).nnz == 0
     assert list(pbmc.raw.var_names) == raw_var_before
-    assert pbmc.uns["llm4cell"]["input"]["matrix"] == ".raw"
+    assert get_provenance(pbmc)["input"]["matrix"] == ".raw"
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -637,6 +637,22 @@ def test_write_set_h5py_close_error_is_one_output_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="a bug"):
         write_set([(tmp_path / "o.csv", bug)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_h5ad_writer_survives_a_crashing_writer(tmp_path: Path, planted) -> None:
+    """The h5ad is written in a forked child: a writer that dies of a signal (as HDF5 can
+    after a failed write) is one OutputError here, and this process goes on."""
+    import signal
+
+    from llm4cell._io import _in_child, h5ad_writer
+
+    with pytest.raises(OSError, match="signal 11"):
+        _in_child(lambda: os.kill(os.getpid(), signal.SIGSEGV))
+    with pytest.raises(OSError, match="No space left"):
+        _in_child(lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    write_set([(tmp_path / "o.h5ad", h5ad_writer(planted))])
+    back = ad.read_h5ad(tmp_path / "o.h5ad")
+    assert back.shape == planted.shape and list(back.obs_names) == list(planted.obs_names)
 
 
 def test_stale_temporaries(tmp_path: Path) -> None:

@@ -17,12 +17,14 @@ between the final renames can leave a mix of new and previous files.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import re
 import secrets
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -36,6 +38,7 @@ __all__ = [
     "atomic_paths",
     "check_output_path",
     "check_outputs",
+    "h5ad_writer",
     "read_data",
     "read_table",
     "remove_stale_temporaries",
@@ -379,15 +382,6 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 _held = threading.local()
 _next_hooks: dict[str, Callable[..., object]] = {}
-#: Set when a write failed half-way: HDF5 (through h5py) then keeps objects of the failed
-#: file open that it cannot flush, and crashes the interpreter when it tears down at exit
-#: (seen with h5py 3 on a full disk). The command line leaves without that teardown.
-_failed_writes: list[Path] = []
-
-
-def failed_write_happened() -> bool:
-    """Whether an output write of this process failed half-way (see ``_failed_writes``)."""
-    return bool(_failed_writes)
 
 
 def _make_dispatch(name: str) -> Callable[..., None]:
@@ -480,7 +474,6 @@ def write_set(writers: Sequence[tuple[str | os.PathLike[str], Callable[[Path], o
                 if reason is not None:
                     gc.collect()  # the half-written file's objects go now, quietly
             if reason is not None:
-                _failed_writes.append(target)
                 msg = (f"cannot write {str(target)!r}: {reason}; nothing was written "
                        "(free space or choose another output path)")
                 raise OutputError(msg)
@@ -489,9 +482,63 @@ def write_set(writers: Sequence[tuple[str | os.PathLike[str], Callable[[Path], o
     return targets
 
 
+def h5ad_writer(adata: ad.AnnData) -> Callable[[Path], None]:
+    """A writer of ``adata`` as ``.h5ad`` for :func:`write_set`, run in a forked child
+    process where the platform has ``fork``.
+
+    When a write fails half-way (a full disk, a quota), HDF5 cannot close the file it was
+    writing and may crash the process, during the failed write or at exit. In a child
+    (the AnnData is shared copy-on-write, not copied) such a crash only ends the child:
+    this process reports one error and its own HDF5 state stays clean.
+    """
+    def write(path: Path) -> None:
+        if not hasattr(os, "fork"):  # pragma: no cover - Windows
+            adata.write_h5ad(path)
+            return
+        _in_child(lambda: adata.write_h5ad(path))
+
+    return write
+
+
+def _in_child(work: Callable[[], object]) -> None:
+    """Run ``work`` in a forked child; an OSError with the child's reason if it failed."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with warnings.catch_warnings():  # Python >= 3.12 warns about fork beside threads;
+        warnings.simplefilter("ignore", DeprecationWarning)  # the child only writes a file
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (coverage cannot follow it)
+        os.close(read_end)
+        faulthandler.disable()  # a crash here is reported by the parent, in one line
+        code = 0
+        try:
+            work()
+        except BaseException as e:
+            code = e.errno if isinstance(e, OSError) and e.errno else 1
+            m = _H5_ERRNO.search(str(e))
+            if code == 1 and m is not None:
+                code = int(m.group(1))
+            os.write(write_end, f"{type(e).__name__}: {e}"[:500].encode("utf-8", "replace"))
+        os.close(write_end)
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        detail = f.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        msg = f"the writer process crashed (signal {os.WTERMSIG(status)})"
+        raise OSError(msg)
+    code = os.WEXITSTATUS(status)
+    if code == 1:
+        raise OSError(detail.splitlines()[0] if detail else "the writer process failed")
+    if code:
+        raise OSError(code, os.strerror(code))
+
+
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike[str]) -> Path:
     """Write ``adata`` to ``path`` atomically."""
-    write_set([(path, adata.write_h5ad)])
+    write_set([(path, h5ad_writer(adata))])
     return Path(path)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from .._io import write_set, write_text
+from .._io import h5ad_writer, write_set, write_text
 from .._records import Annotation, MarkerQuery, details_columns
 from ..knowledge._engine import UNKNOWN
 from ..report._annotation import render_report
@@ -256,5 +256,5 @@ class AnnotationResult:
             page = self._report_page(adata)
             writers.append((report, lambda p: p.write_text(page, encoding="utf-8")))
         if h5ad is not None:
-            writers.append((h5ad, adata.write_h5ad))
+            writers.append((h5ad, h5ad_writer(adata)))
         return write_set(writers) if writers else []

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
-import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
 
@@ -21,8 +19,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from typer.core import TyperGroup
-
-from .._io import failed_write_happened
 
 __all__ = ["DebugOpt", "SpeciesChoice", "app", "err", "fail", "main", "out", "progress_bar"]
 
@@ -109,13 +105,4 @@ def progress_bar() -> Progress:
 
 def main() -> None:
     """Console-script entry point (``llm4cell``, ``python -m llm4cell``)."""
-    try:
-        app(prog_name="llm4cell")
-    except SystemExit as e:
-        if failed_write_happened():
-            # The error line is out and no output was left behind; leave without the
-            # interpreter's teardown, in which HDF5 crashes after a failed h5ad write.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(e.code if isinstance(e.code, int) else 1)
-        raise
+    app(prog_name="llm4cell")
