@@ -49,10 +49,7 @@ RESULT_METHODS: dict[str, tuple[str, ...]] = {
 #: Owned by other parts of issue 13 and not yet in the common style; each entry says
 #: what is left. ``strict``: the mark must go once the signature is fixed.
 _PENDING = {
-    "get_annotator": "options is still positional (get_annotator(spec, options=None))",
     "load_knowledge": "params is still positional (load_knowledge(params=None))",
-    "load_ontology": "schema_version is still positional",
-    "solve_puzzles": "backend is still positional and progress is not the Progress alias",
     "run_bench": "progress is bench's own (stage, done, total) callback",
 }
 

@@ -380,7 +380,7 @@ def test_a_url_in_any_options_path_is_checked(monkeypatch):
     """The check sits in LLMOptions and parse_spec, which bench and puzzles pass too."""
     secret = f"http://u:{KEY}@127.0.0.1:9/v1"
     for attempt in (
-        lambda: llm4cell.get_annotator("openai:m", {"base_url": secret}, check=False),
+        lambda: llm4cell.get_annotator("openai:m", options={"base_url": secret}, check=False),
         lambda: llm4cell.get_annotator(f"hybrid:openai:m?base_url={secret}", check=False),
         lambda: llm4cell.get_annotator(f"consensus:knowledge,openai:m?base_url={secret}",
                                        check=False),
@@ -391,7 +391,7 @@ def test_a_url_in_any_options_path_is_checked(monkeypatch):
         assert KEY not in str(e.value)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", f"https://api.example/v1?token={KEY}")
     with pytest.raises(llm4cell.BackendError, match="ANTHROPIC_BASE_URL") as e:
-        llm4cell.get_annotator("anthropic:claude-x", {"api_key": "k" * 12}, check=False)
+        llm4cell.get_annotator("anthropic:claude-x", options={"api_key": "k" * 12}, check=False)
     assert KEY not in str(e.value)
 
 
@@ -438,7 +438,7 @@ def test_groupby_ids_that_differ_only_in_spaces_keep_their_own_labels(tmp_path, 
     assert r.exit_code == 0, r.stderr
     result = ad.read_h5ad(out)
     per_cell = result.obs["grp"].astype(str).map(expected)
-    assert (result.obs["cell_type"].astype(str) == per_cell).all()
+    assert (result.obs["llm4cell"].astype(str) == per_cell).all()
     table = pd.read_csv(out.with_suffix(".csv"), dtype=str, keep_default_na=False)
     assert dict(zip(table["group"], table["label"], strict=True)) == expected
     assert server.asked() == [["1", "2", "3", "4", "5"]]

@@ -154,8 +154,8 @@ def test_annotate_cli_h5ad_with_openai_backend(llm_server, pbmc, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=900)
     assert r.returncode == 0, r.stderr
     result = ad.read_h5ad(out)
-    assert result.obs["cell_type"].notna().all()
-    rec = result.uns["llm4cell"]
+    assert result.obs["llm4cell"].notna().all()
+    rec = llm4cell.get_provenance(result)
     assert rec["backend"] == SPEC
     assert rec["annotator"]["model"] == MODEL_ALIAS
     assert int(rec["annotator"]["usage"]["requests"]) >= 2  # 10 groups, 5 per request
@@ -277,7 +277,7 @@ def test_server_stopped_mid_run_keeps_answers_and_resumes(tmp_path):
     server = LlamaServer(model, tmp_path).start()
     try:
         o = opts(server, batch_size=1, concurrency=1, retries=1, backoff=0.1)
-        annotator = llm4cell.get_annotator(SPEC, o)
+        annotator = llm4cell.get_annotator(SPEC, options=o)
         queries = llm4cell.annotation._markers.read_marker_table(MARKERS)[1]
         stopped = threading.Event()
 
@@ -295,7 +295,7 @@ def test_server_stopped_mid_run_keeps_answers_and_resumes(tmp_path):
 
         server.start()
         served = server.completions_served("200")
-        again = llm4cell.get_annotator(SPEC, o)
+        again = llm4cell.get_annotator(SPEC, options=o)
         answers = again.annotate(queries)
         stats = again.runner.stats
         assert stats.cache_hits == finished  # nothing finished is asked again
@@ -310,7 +310,7 @@ def test_retries_carry_a_run_over_a_server_restart(tmp_path):
     server = LlamaServer(model, tmp_path).start()
     try:
         o = opts(server, batch_size=4, retries=8, backoff=0.5)
-        annotator = llm4cell.get_annotator(SPEC, o)  # checked while the server is up
+        annotator = llm4cell.get_annotator(SPEC, options=o)  # checked while the server is up
         server.stop()
         result: dict[str, object] = {}
 

@@ -139,7 +139,7 @@ def test_build_rejects_bad_arguments(kw, match):
 @pytest.mark.parametrize("ids", [IDS, {}], ids=["mapped", "empty"])
 def test_knowledge_solves_a_textbook_puzzle(ids):
     p = textbook({k: v for k, v in ids.items() if k in (B, MONO, NK)})
-    [a] = solve_puzzles([p], "knowledge")
+    [a] = solve_puzzles([p], backend="knowledge")
     assert a.prediction == p.answer
     assert a.format_ok and a.unique
     S = np.array(a.scores)
@@ -162,8 +162,8 @@ def test_assignment_makes_repeated_best_labels_unique_and_right():
                PuzzleCell(id="b", genes=B_GENES)),
         candidates=(B, NK, T), answer=(T, NK, B),
     )
-    [argmax] = solve_puzzles([p], "knowledge", assignment=False)
-    [assigned] = solve_puzzles([p], "knowledge")
+    [argmax] = solve_puzzles([p], backend="knowledge", assignment=False)
+    [assigned] = solve_puzzles([p], backend="knowledge")
     S = np.array(assigned.scores)
     assert np.argmax(S[0]) == np.argmax(S[1]) == p.candidates.index(T)  # the setup holds
     assert argmax.prediction == (T, T, B)
@@ -178,9 +178,9 @@ def test_assignment_makes_repeated_best_labels_unique_and_right():
 
 
 def test_random_baseline_is_a_seeded_permutation(built):
-    first = solve_puzzles(built, "random", seed=3)
-    assert solve_puzzles(built, "random", seed=3) == first
-    other = solve_puzzles(built, "random", seed=4)
+    first = solve_puzzles(built, backend="random", seed=3)
+    assert solve_puzzles(built, backend="random", seed=3) == first
+    other = solve_puzzles(built, backend="random", seed=4)
     assert [a.prediction for a in other] != [a.prediction for a in first]
     for p, a in zip(built, first, strict=True):
         assert a.unique and a.format_ok
@@ -188,8 +188,8 @@ def test_random_baseline_is_a_seeded_permutation(built):
 
 
 def test_consensus_of_knowledge_and_random(built):
-    answers = solve_puzzles(built, "consensus:knowledge,random", seed=3)
-    knowledge = solve_puzzles(built, "knowledge")
+    answers = solve_puzzles(built, backend="consensus:knowledge,random", seed=3)
+    knowledge = solve_puzzles(built, backend="knowledge")
     for p, a, k in zip(built, answers, knowledge, strict=True):
         assert a.backend == "consensus:knowledge,random"
         assert a.unique and a.format_ok
@@ -274,7 +274,7 @@ def test_score_needs_gold_answers():
 
 
 def test_answers_round_trip(tmp_path):
-    answers = solve_puzzles([textbook(IDS)], "knowledge")
+    answers = solve_puzzles([textbook(IDS)], backend="knowledge")
     path = write_answers(answers, tmp_path / "a.jsonl")
     assert read_answers(path) == answers
 
@@ -446,7 +446,7 @@ def test_cli_no_assignment_and_random(h5ad, tmp_path, built):
     pz = write_puzzles(built[:2], tmp_path / "pz.jsonl")
     r = invoke("solve", pz, "-o", tmp_path / "r.jsonl", "--backend", "random", "--seed", 5)
     assert r.exit_code == 0, r.output
-    assert read_answers(tmp_path / "r.jsonl") == solve_puzzles(built[:2], "random", seed=5)
+    assert read_answers(tmp_path / "r.jsonl") == solve_puzzles(built[:2], backend="random", seed=5)
     r = invoke("solve", pz, "-o", tmp_path / "k.jsonl", "--no-assignment")
     assert r.exit_code == 0, r.output
     assert all(a.backend == "knowledge (per-cell argmax)"

@@ -138,7 +138,7 @@ def run_annotation(
     check_free_columns(adata, key_added, clusters=groupby is None, overwrite=overwrite)
     if groupby is None:
         check_can_cluster(adata)
-    annotator = get_annotator(backend, backend_options)  # fails fast: key, server, model
+    annotator = get_annotator(backend, options=backend_options)  # fails fast: key, server, model
     if groupby is not None:
         check_groupby(adata, groupby)
 

@@ -236,7 +236,7 @@ def annotate_markers(
         raise InputError(msg)
     _, queries = read_marker_table(markers, tissue=tissue, species=_SPECIES[species],
                                    n_markers=n_markers)
-    annotator = get_annotator(backend, backend_options)  # fails fast: key, server, model
+    annotator = get_annotator(backend, options=backend_options)  # fails fast: key, server, model
     if progress is not None and hasattr(annotator, "progress"):
         annotator.progress = progress  # type: ignore[attr-defined]
     asked = [q for q in queries if q.genes]

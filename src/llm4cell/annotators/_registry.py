@@ -367,8 +367,8 @@ def build_backend(
 
 def get_annotator(
     spec: str | Annotator,
-    options: LLMOptions | Mapping[str, object] | None = None,
     *,
+    options: LLMOptions | Mapping[str, object] | None = None,
     check: bool = True,
 ) -> Annotator:
     """The annotator for a backend spec string or an annotator object.

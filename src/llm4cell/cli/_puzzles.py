@@ -135,7 +135,7 @@ def solve_cmd(
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            answers = solve_puzzles(puzzles, solver, progress=tick)
+            answers = solve_puzzles(puzzles, backend=solver, progress=tick)
         write_answers(answers, output)
     except Llm4cellError as e:
         fail(e, debug)

@@ -209,7 +209,7 @@ class CellOntology:
 
 
 @functools.cache
-def load_ontology(schema_version: str = CL_SCHEMA_VERSION) -> CellOntology:
+def load_ontology(*, schema_version: str = CL_SCHEMA_VERSION) -> CellOntology:
     """Load (once per process) the Cell Ontology pinned by llm4cell.
 
     Parameters

@@ -15,8 +15,8 @@ __all__ = ["solve_puzzles"]
 
 def solve_puzzles(
     puzzles: Sequence[Puzzle],
-    backend: str | PuzzleSolver = "knowledge",
     *,
+    backend: str | PuzzleSolver = "knowledge",
     backend_options: Mapping[str, object] | Any | None = None,
     assignment: bool = True,
     seed: int = 0,
