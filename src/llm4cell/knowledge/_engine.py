@@ -24,8 +24,9 @@ root-level generic terms (:data:`llm4cell.ontology.GENERIC_TERMS`). For each typ
   extra specificity factor; it made random gene lists harder to tell from real marker
   lists, see ``docs/knowledge.md``, so it is not used.)
 
-For a query whose evidence genes are ``g_1..g_n`` (best first; MT-, ribosomal and
-unannotated genes removed), with rank weights ``r_i = 1 / log2(i + 2)``::
+For a query whose evidence genes are ``g_1..g_n`` (best first; cell-state and
+housekeeping genes of :mod:`llm4cell._states` and unannotated genes removed, from the
+queries and from the type profiles alike), with rank weights ``r_i = 1 / log2(i + 2)``::
 
     score(t) = prior(t) * tissue(t) * sum_i r_i e(g_i, t) / sum_i r_i
 
@@ -49,8 +50,10 @@ Decision:
    (1 same term, ``decision_credit`` ancestor/descendant, 0 unrelated); split belief
    between siblings gives the parent, belief on one subtype gives the subtype; an
    unrelated term within ``tie_tolerance`` gives their lowest common ancestor;
-3. ``"unknown"`` (no CL ID) when fewer than ``min_matched`` genes support the best type
-   or its score is below the ``unknown_quantile`` of random lists' best scores;
+3. ``"unknown"`` (no CL ID, the best guess kept as a candidate) when fewer than
+   ``min_matched`` known evidence genes remain once state genes are removed, when fewer
+   than ``min_matched`` genes support the best type, or when its score is below the
+   ``unknown_quantile`` of random lists' best scores;
 4. ``confidence = sigmoid(a + b logit(EA) + c logit(coverage))`` with ``EA`` the expected
    agreement at the benchmark's credit 0.5 and ``coverage`` the rank-weighted share of
    the query's markers the best type lists; ``(a, b, c) = calibration``.
@@ -77,7 +80,7 @@ from scipy import sparse
 
 from .._errors import KnowledgeBaseError
 from .._records import Annotation, Candidate, MarkerQuery
-from ..genes import is_evidence_gene, mouse_orthologs
+from ..genes import is_evidence_gene, mouse_orthologs, state_gene_program
 from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
 from ..ontology._tissues import match_tissue, restricted_tissues
 
@@ -505,10 +508,12 @@ class KnowledgeBase:
         p = self.params
         weights, total, used = self._query_weights(query)
         n_evidence = sum(is_evidence_gene(g) for g in query.genes)
+        removed = _state_note(query.genes)
         if not weights:
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
-                evidence=f"none of the {n_evidence} evidence markers is in the marker database",
+                evidence=(f"none of the {n_evidence} evidence markers is in the marker "
+                          f"database{removed}"),
             )
         scores = self._score(weights, total, query.tissue)
         top, prob, p_null = self.posterior(scores, n_evidence)
@@ -524,15 +529,25 @@ class KnowledgeBase:
         n_matched = len(candidates[0].matched_genes) if candidates else 0
         chance = self.chance_level(n_evidence)
         floor = self.chance_level(n_evidence, p.unknown_quantile)
+        if len(weights) < p.min_matched:
+            return Annotation(
+                id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                candidates=candidates,
+                evidence=(
+                    f"evidence too weak: {len(weights)} known evidence marker(s), >= "
+                    f"{p.min_matched} are needed; best guess {top_name} "
+                    f"(score {top_score:.2f}){removed}"
+                ),
+            )
         if top_score < floor or n_matched < p.min_matched:
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
                 candidates=candidates,
                 evidence=(
-                    f"evidence too weak: best type {top_name} scores {top_score:.2f} with "
+                    f"evidence too weak: best guess {top_name} scores {top_score:.2f} with "
                     f"{n_matched} matched markers; random lists of {n_evidence} genes "
                     f"reach {floor:.2f} ({p.unknown_quantile:.0%} of them), and >= "
-                    f"{p.min_matched} matched markers are needed"
+                    f"{p.min_matched} matched markers are needed{removed}"
                 ),
             )
         types = [self.type_ids[j] for j in top]
@@ -589,6 +604,21 @@ class KnowledgeBase:
             "cl_version": self.ontology.version,
             "params": self.params.to_dict(),
         }
+
+
+def _state_note(genes: Sequence[str]) -> str:
+    """``"; not evidence (cell states): ..."``: the query's state and housekeeping genes
+    by program (at most five named per program), or "" when there is none."""
+    found: dict[str, list[str]] = {}
+    for g in genes:
+        program = state_gene_program(g)
+        if program is not None:
+            found.setdefault(program, []).append(str(g))
+    if not found:
+        return ""
+    parts = [f"{name} {', '.join(gs[:5])}{' ...' if len(gs) > 5 else ''}"
+             for name, gs in found.items()]
+    return "; not evidence (cell states): " + "; ".join(parts)
 
 
 def _cellconsensus_version() -> str:
