@@ -29,6 +29,7 @@ from ._checks import check_groupby, check_params
 from ._keys import DEFAULT_KEY, check_free_columns
 from ._provenance import build_provenance
 from ._result import AnnotationResult
+from ._states import STATE_RULE, call_states, score_states
 
 if TYPE_CHECKING:
     from ..llm import LLMOptions
@@ -156,6 +157,9 @@ def run_annotation(
         with stages.stage("Ranking marker genes (Wilcoxon)"):
             markers = rank_markers(expr.adata, group_key, n_markers=n_markers)
         queries = _queries(markers, groups, tissue=tissue, species=species)
+        with stages.stage("Scoring cell states"):
+            state_scores = score_states(expr.adata, random_state=random_state)
+            states = call_states(state_scores, groups, species=species)
         with stages.stage(f"Annotating {len(queries)} groups ({annotator.name})") as tick:
             annotations = _answer(annotator, queries, progress if callable(progress) else tick)
             if callable(progress):  # also when the backend reports no progress of its own
@@ -169,9 +173,15 @@ def run_annotation(
                 "random_state": random_state},
         n_cells_without_group=int(groups.isna().sum()), timings=stages.timings,
     )
+    provenance["states"] = {
+        "rule": STATE_RULE,
+        "programs_scored": [c for c in state_scores.columns
+                            if state_scores[c].notna().any()],
+    }
     result = AnnotationResult(
         key_added=key_added, groupby=group_key, groups=groups, queries=queries,
         markers=markers, annotations=annotations, provenance=provenance,
+        states={g: states.get(g, "") for g in annotations}, state_scores=state_scores,
     )
     result._expr = expr
     return result
@@ -259,6 +269,14 @@ def annotate(
         Cell Ontology ID per cell (categorical; missing for ``"unknown"``).
     ``adata.obs[key_added + "_confidence"]``
         Confidence in [0, 1] per cell (that of its group).
+    ``adata.obs[key_added + "_state"]``
+        Cell states of the cell's group (categorical: ``"cycling"``,
+        ``"interferon-stimulated"``, ``"stress"``, ``"haemoglobin"``, ``"ribosomal"``,
+        ``"mitochondrial"``, several joined by ``"; "``, or ``""``); state genes never
+        count as evidence for a type.
+    ``adata.obsm[key_added + "_states"]``
+        Per-cell program scores (DataFrame, one column per program; NaN when the data
+        holds too few of its genes).
     ``adata.obs[key_added + "_cluster"]``
         Leiden cluster per cell, only when ``groupby`` is None.
     ``adata.uns["llm4cell"][key_added]``

@@ -1,8 +1,9 @@
 """Where an annotation lands in an AnnData, and how to read it back.
 
 An annotation under the key ``key`` writes the ``obs`` columns ``key``,
-``key + "_ontology_id"``, ``key + "_confidence"`` (and ``key + "_cluster"`` when llm4cell
-clustered) and one provenance record in ``uns["llm4cell"][key]``, so that annotations
+``key + "_ontology_id"``, ``key + "_confidence"``, ``key + "_state"`` (and
+``key + "_cluster"`` when llm4cell clustered), the per-cell state scores in
+``obsm[key + "_states"]`` and one provenance record in ``uns["llm4cell"][key]``, so that annotations
 under several keys keep one record each (scanpy's ``uns[key_added]``, one level down).
 Files written before the per-key layout hold a single record in ``uns["llm4cell"]``
 itself; it is read as the record of its ``key_added`` and kept when a new key is added.
@@ -51,7 +52,7 @@ def check_key(key: object) -> str:
 
 def planned_columns(key: str, *, clusters: bool) -> list[str]:
     """The ``obs`` columns an annotation under ``key`` writes."""
-    cols = [key, f"{key}_ontology_id", f"{key}_confidence"]
+    cols = [key, f"{key}_ontology_id", f"{key}_confidence", f"{key}_state"]
     return [*cols, f"{key}_cluster"] if clusters else cols
 
 

@@ -62,6 +62,11 @@ class AnnotationResult:
         The :class:`~llm4cell.Annotation` of every group, by group id.
     provenance
         Version, backend, parameters, CL version, input description and timings.
+    states
+        Cell state of every group (``"cycling"``, ``"interferon-stimulated"``, several
+        joined by ``"; "``, or ``""``), by group id.
+    state_scores
+        Per-cell program scores (one column per program), or None.
     """
 
     key_added: str
@@ -71,6 +76,8 @@ class AnnotationResult:
     markers: dict[str, pd.DataFrame]
     annotations: dict[str, Annotation]
     provenance: dict[str, object] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    state_scores: pd.DataFrame | None = None
     # The working expression of the run (log-normalised AnnData), for the report.
     _expr: Expression | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -88,9 +95,10 @@ class AnnotationResult:
 
     def to_table(self) -> pd.DataFrame:
         """One row per group: group, n_cells, top_markers, n_significant_markers, label,
-        ontology_id, confidence, candidate_2..candidate_4 (the next three candidates, as
-        ``name (CL ID, score)``), evidence, and the backend's details (e.g.
-        ``consensus_proportion``, ``consensus_entropy``, ``llm_asked``) when it gives any.
+        ontology_id, confidence, state (the group's cell states), candidate_2..candidate_4
+        (the next three candidates, as ``name (CL ID, score)``), evidence, and the
+        backend's details (e.g. ``consensus_proportion``, ``consensus_entropy``,
+        ``llm_asked``) when it gives any.
         This is the per-group CSV of ``llm4cell annotate``."""
         n_cells = self.groups.value_counts()
         rows = [self._group_row(g, a, int(n_cells.get(g, 0)))
@@ -115,6 +123,7 @@ class AnnotationResult:
             "label": a.label,
             "ontology_id": a.ontology_id or "",
             "confidence": a.confidence,
+            "state": self.states.get(g, ""),
             "candidate_2": cands[0],
             "candidate_3": cands[1],
             "candidate_4": cands[2],
@@ -122,13 +131,15 @@ class AnnotationResult:
         }
 
     def cell_table(self) -> pd.DataFrame:
-        """Per-cell label, ontology ID and confidence (index: ``obs_names``)."""
+        """Per-cell label, ontology ID, confidence and state (index: ``obs_names``)."""
         ann = self.annotations
         groups = self.groups.astype(object)
         label = groups.map(lambda g: ann[g].label if g in ann else UNKNOWN)
         onto = groups.map(lambda g: ann[g].ontology_id if g in ann else None)
         conf = groups.map(lambda g: ann[g].confidence if g in ann else 0.0)
-        return pd.DataFrame({"label": label, "ontology_id": onto, "confidence": conf})
+        state = groups.map(lambda g: self.states.get(g, "") if g in ann else "")
+        return pd.DataFrame({"label": label, "ontology_id": onto, "confidence": conf,
+                             "state": state})
 
     def summary(self) -> pd.DataFrame:
         """One row per label: ``label``, ``ontology_id`` ("" for unknown), ``n_groups``,
@@ -162,6 +173,8 @@ class AnnotationResult:
 
         Writes ``obs[key]`` (categorical label), ``obs[key + '_ontology_id']``
         (categorical CL ID, missing for "unknown"), ``obs[key + '_confidence']`` (float),
+        ``obs[key + '_state']`` (categorical cell states of the group, ``""`` for none),
+        the per-cell program scores to ``obsm[key + '_states']`` (a DataFrame),
         the groups to ``obs[key + '_cluster']`` when llm4cell computed them, and the
         provenance record with per-group evidence and candidates to
         ``uns['llm4cell'][key]`` (records of other keys are kept). ``key`` is
@@ -180,6 +193,9 @@ class AnnotationResult:
         adata.obs[key] = pd.Categorical(cells["label"].astype(str))
         adata.obs[f"{key}_ontology_id"] = pd.Categorical(cells["ontology_id"])
         adata.obs[f"{key}_confidence"] = cells["confidence"].astype(np.float32).to_numpy()
+        adata.obs[f"{key}_state"] = pd.Categorical(cells["state"].astype(str))
+        if self.state_scores is not None:
+            adata.obsm[f"{key}_states"] = self.state_scores.loc[adata.obs_names].copy()
         if self.clusters_computed:
             adata.obs[f"{key}_cluster"] = self.groups.to_numpy()
         store_record(adata, key, self.uns_record(key=key))

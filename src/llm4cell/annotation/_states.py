@@ -1,0 +1,142 @@
+"""Cell states per cell and per group, from the working expression.
+
+For each program of :mod:`llm4cell._states` present in the data with at least
+:data:`MIN_PROGRAM_GENES` genes, every cell gets a score with ``sc.tl.score_genes``
+(Satija et al. 2015 / Tirosh et al. 2016: the mean log-expression of the program's genes
+minus that of expression-matched control genes). The cycling score is the larger of the
+S-phase and G2/M scores (the score of both lists together when neither phase has enough
+genes in the data). A program is called for a group when the median score of its cells
+exceeds, by at least :data:`MIN_LIFT`, the reference level of the program: the 25th
+percentile of the median scores of all groups (:data:`REFERENCE_QUANTILE`), so the
+reference is the least active quarter of the groups, whatever the share of cells in the
+state. Both thresholds were set a priori (a lift of 0.5 in log1p units is a 1.65-fold
+rise of the program over its matched controls; a quarter of the groups is assumed to be
+in the resting state) and never tuned on benchmark labels. A data set whose groups are
+all in one state (every cell stimulated) has no resting reference, and the state is
+then not called.
+
+The mitochondrial program is different: its share of a cell's transcripts differs
+between healthy cell types by several fold (neutrophils hold few mitochondrial reads),
+so a relative rule would call whole types. Its per-cell value is the fraction of the
+cell's normalised expression on mitochondrial genes, and it is called for a group whose
+median cell exceeds the quality-control threshold of Osorio & Cai 2021 (Bioinformatics
+37:963): 10% in human, 5% in mouse (:data:`MITO_FRACTION`). On a gene subset (a data set
+that kept only some genes) the fraction is over the genes kept.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._states import PROGRAMS, program_genes
+from ..genes import state_gene_program
+
+__all__ = ["MIN_LIFT", "MIN_PROGRAM_GENES", "MITO_FRACTION", "REFERENCE_QUANTILE", "STATE_RULE",
+           "call_states", "score_states"]
+
+#: A program needs this many of its genes in the data to be scored.
+MIN_PROGRAM_GENES = 3
+#: Lift of a group's median score over the reference that calls the program.
+MIN_LIFT = 0.5
+#: Quantile of the groups' median scores that is the reference (resting) level.
+REFERENCE_QUANTILE = 0.25
+#: Mitochondrial fraction of a cell's expression above which its group is called
+#: "mitochondrial", by species (Osorio & Cai 2021).
+MITO_FRACTION: dict[str, float] = {"human": 0.10, "mouse": 0.05}
+#: The rule, as recorded in the provenance.
+STATE_RULE = (
+    f"sc.tl.score_genes per program (cycling: max of S and G2M); called when a group's "
+    f"median score exceeds the {REFERENCE_QUANTILE:.0%} quantile of the groups' medians by "
+    f">= {MIN_LIFT} (programs with >= {MIN_PROGRAM_GENES} genes in the data); "
+    f"mitochondrial: fraction of expression, called when a group's median exceeds "
+    f"{MITO_FRACTION['human']:.0%} (human) / {MITO_FRACTION['mouse']:.0%} (mouse)"
+)
+
+
+def _present(var_names: pd.Index, of: dict[str, str | None], name: str) -> list[str]:
+    """The data's genes of a program (listed genes, family patterns, mouse orthologs);
+    ``of`` maps each gene to its program."""
+    if name in ("S", "G2M"):
+        listed = program_genes(name)
+        return [g for g in var_names if g in listed or g.upper() in listed]
+    return [g for g in var_names if of[g] == name]
+
+
+def _score(work: ad.AnnData, genes: list[str], random_state: int) -> np.ndarray:
+    # scanpy is imported on use: it takes about 2 s, which `import llm4cell` should not pay.
+    import scanpy as sc
+
+    probe = ad.AnnData(X=work.X, obs=pd.DataFrame(index=work.obs_names),
+                       var=pd.DataFrame(index=work.var_names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # score_genes warns about genes it drops
+        sc.tl.score_genes(probe, genes, ctrl_size=min(50, max(1, probe.n_vars // 4)),
+                          n_bins=25, random_state=random_state, use_raw=False,
+                          score_name="_score")
+    return probe.obs["_score"].to_numpy(dtype=np.float32)
+
+
+def _fraction(work: ad.AnnData, genes: list[str]) -> np.ndarray:
+    """Per cell, the share of normalised expression (``expm1`` of log1p values) on
+    ``genes``."""
+    X = work.X.tocsr() if sparse.issparse(work.X) else sparse.csr_matrix(work.X)
+    linear = X.copy()
+    linear.data = np.expm1(linear.data)
+    total = np.asarray(linear.sum(axis=1)).ravel()
+    idx = work.var_names.get_indexer(genes)
+    part = np.asarray(linear[:, idx].sum(axis=1)).ravel()
+    return (part / np.where(total > 0, total, 1.0)).astype(np.float32)
+
+
+def score_states(work: ad.AnnData, *, random_state: int = 0) -> pd.DataFrame:
+    """Per-cell program scores (index: ``work.obs_names``; one column per program, in
+    the order of :data:`llm4cell._states.PROGRAMS`; NaN for programs with fewer than
+    :data:`MIN_PROGRAM_GENES` genes in the data). ``mitochondrial`` is the fraction of
+    the cell's expression on mitochondrial genes (any number of them)."""
+    names = pd.Index(work.var_names.astype(str))
+    of = {g: state_gene_program(g) for g in names}
+    out = pd.DataFrame(index=work.obs_names.copy())
+    for program in PROGRAMS:
+        if program.name == "cycling":
+            parts = [_present(names, of, phase) for phase in ("S", "G2M")]
+            union = [g for p in parts for g in p]
+            parts = [p for p in parts if len(p) >= MIN_PROGRAM_GENES] or (
+                [union] if len(union) >= MIN_PROGRAM_GENES else [])
+            scores = [_score(work, p, random_state) for p in parts]
+            col = np.maximum.reduce(scores) if scores else None
+        elif program.name == "mitochondrial":
+            genes = _present(names, of, program.name)
+            col = _fraction(work, genes) if genes else None
+        else:
+            genes = _present(names, of, program.name)
+            col = _score(work, genes, random_state) if len(genes) >= MIN_PROGRAM_GENES else None
+        out[program.name] = (np.full(work.n_obs, np.nan, dtype=np.float32)
+                             if col is None else col)
+    return out
+
+
+def call_states(scores: pd.DataFrame, groups: pd.Series, *,
+                species: str = "human") -> dict[str, str]:
+    """The state of every group: the programs called for it (rule in the module
+    docstring), joined by ``"; "`` in program order, or ``""``."""
+    keys = groups.astype(object).to_numpy()
+    medians = scores.groupby(keys, sort=False).median()
+    called: dict[str, list[str]] = {str(g): [] for g in medians.index}
+    for name in scores.columns:
+        col = medians[name].dropna()
+        if name == "mitochondrial":
+            for g in col.index[col.to_numpy() > MITO_FRACTION.get(species, 0.10)]:
+                called[str(g)].append(name)
+            continue
+        if len(col) < 2:
+            continue
+        reference = float(np.quantile(col.to_numpy(), REFERENCE_QUANTILE))
+        for g, m in col.items():
+            if m - reference >= MIN_LIFT:
+                called[str(g)].append(name)
+    return {g: "; ".join(names) for g, names in called.items()}
