@@ -18,7 +18,8 @@ __all__ = ["MARKER_FILTERS", "SCHEMA_VERSION", "build_provenance", "h5ad_safe"]
 SCHEMA_VERSION = 2
 #: The marker filters of :func:`~llm4cell.preprocess.rank_markers`, as recorded.
 MARKER_FILTERS = (
-    "pval_adj < 0.05, logFC > 0.25, pct_in >= 0.10, no MT-/ribosomal/unannotated genes"
+    "pval_adj < 0.05, logFC > 0.25, pct_in >= 0.10, no unannotated or cell-state/"
+    "housekeeping genes (llm4cell._states)"
 )
 _PACKAGES = ("llm4cell", "scanpy", "anndata", "cellconsensus", "cellxgene-ontology-guide")
 

@@ -17,11 +17,14 @@ then not called.
 
 The mitochondrial program is different: its share of a cell's transcripts differs
 between healthy cell types by several fold (neutrophils hold few mitochondrial reads),
-so a relative rule would call whole types. Its per-cell value is the fraction of the
+so the rule above would call whole types. Its per-cell value is the fraction of the
 cell's normalised expression on mitochondrial genes, and it is called for a group whose
-median cell exceeds the quality-control threshold of Osorio & Cai 2021 (Bioinformatics
-37:963): 10% in human, 5% in mouse (:data:`MITO_FRACTION`). On a gene subset (a data set
-that kept only some genes) the fraction is over the genes kept.
+median cell is a quality-control outlier: above the data set's median fraction by more
+than :data:`MITO_MADS` (3) median absolute deviations (the outlier rule of Heumos et al.
+2023, Nat Rev Genet 24:550, for the mitochondrial fraction) and above the threshold of
+Osorio & Cai 2021 (Bioinformatics 37:963): 10% in human, 5% in mouse
+(:data:`MITO_FRACTION`). On a gene subset (a data set that kept only some genes) the
+fraction is over the genes kept.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from scipy import sparse
 from .._states import PROGRAMS, program_genes
 from ..genes import state_gene_program
 
-__all__ = ["MIN_LIFT", "MIN_PROGRAM_GENES", "MITO_FRACTION", "REFERENCE_QUANTILE", "STATE_RULE",
-           "call_states", "score_states"]
+__all__ = ["MIN_LIFT", "MIN_PROGRAM_GENES", "MITO_FRACTION", "MITO_MADS", "REFERENCE_QUANTILE",
+           "STATE_RULE", "call_states", "score_states"]
 
 #: A program needs this many of its genes in the data to be scored.
 MIN_PROGRAM_GENES = 3
@@ -48,13 +51,16 @@ REFERENCE_QUANTILE = 0.25
 #: Mitochondrial fraction of a cell's expression above which its group is called
 #: "mitochondrial", by species (Osorio & Cai 2021).
 MITO_FRACTION: dict[str, float] = {"human": 0.10, "mouse": 0.05}
+#: ... and by this many median absolute deviations above the data set's median cell.
+MITO_MADS = 3.0
 #: The rule, as recorded in the provenance.
 STATE_RULE = (
     f"sc.tl.score_genes per program (cycling: max of S and G2M); called when a group's "
     f"median score exceeds the {REFERENCE_QUANTILE:.0%} quantile of the groups' medians by "
     f">= {MIN_LIFT} (programs with >= {MIN_PROGRAM_GENES} genes in the data); "
-    f"mitochondrial: fraction of expression, called when a group's median exceeds "
-    f"{MITO_FRACTION['human']:.0%} (human) / {MITO_FRACTION['mouse']:.0%} (mouse)"
+    f"mitochondrial: fraction of expression, called when a group's median exceeds the "
+    f"cells' median + {MITO_MADS:g} MAD and {MITO_FRACTION['human']:.0%} (human) / "
+    f"{MITO_FRACTION['mouse']:.0%} (mouse)"
 )
 
 
@@ -130,7 +136,13 @@ def call_states(scores: pd.DataFrame, groups: pd.Series, *,
     for name in scores.columns:
         col = medians[name].dropna()
         if name == "mitochondrial":
-            for g in col.index[col.to_numpy() > MITO_FRACTION.get(species, 0.10)]:
+            cells = scores[name].dropna().to_numpy()
+            if not len(cells):
+                continue
+            centre = float(np.median(cells))
+            mad = float(np.median(np.abs(cells - centre)))
+            floor = max(MITO_FRACTION.get(species, 0.10), centre + MITO_MADS * mad)
+            for g in col.index[col.to_numpy() > floor]:
                 called[str(g)].append(name)
             continue
         if len(col) < 2:

@@ -2,8 +2,9 @@
 
 Markers per group come from ``rank_genes_groups`` (Wilcoxon, each group against the
 rest). A gene is marker evidence when its adjusted p-value is below 0.05, its log2 fold
-change above 0.25, at least 10% of the group's cells express it, and it is not a
-mitochondrial, ribosomal or unannotated gene (:func:`llm4cell.genes.is_evidence_gene`).
+change above 0.25, at least 10% of the group's cells express it, and it is neither an
+unannotated gene nor a cell-state or housekeeping gene
+(:func:`llm4cell.genes.is_evidence_gene`).
 Small groups rarely reach significance: when fewer than 3 genes pass, the p-value
 filter is dropped for that group and its best-ranked eligible genes are used (the
 per-group table records how many markers were significant).
