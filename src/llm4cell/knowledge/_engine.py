@@ -141,7 +141,7 @@ class KnowledgeParams:
     null_seed: int = 0
     unknown_quantile: float = 0.1
     min_matched: int = 2
-    calibration: tuple[float, float, float] = (0.001, 0.192, 0.053)
+    calibration: tuple[float, float, float] = (-0.123, 0.209, 0.07)
     top_k: int = 5
 
     def to_dict(self) -> dict[str, object]:
