@@ -195,7 +195,10 @@ class AnnotationResult:
         adata.obs[f"{key}_confidence"] = cells["confidence"].astype(np.float32).to_numpy()
         adata.obs[f"{key}_state"] = pd.Categorical(cells["state"].astype(str))
         if self.state_scores is not None:
-            adata.obsm[f"{key}_states"] = self.state_scores.loc[adata.obs_names].copy()
+            # by position: the cells are the annotated ones (checked), names may repeat
+            adata.obsm[f"{key}_states"] = pd.DataFrame(
+                self.state_scores.to_numpy(), index=adata.obs_names.copy(),
+                columns=list(self.state_scores.columns))
         if self.clusters_computed:
             adata.obs[f"{key}_cluster"] = self.groups.to_numpy()
         store_record(adata, key, self.uns_record(key=key))
