@@ -60,6 +60,7 @@ def test_interferon_genes_do_not_change_the_type(kb):
     stim = kb.annotate([_q(mixed)])[0]
     assert stim.ontology_id == plain.ontology_id, (stim.label, plain.label, stim.evidence)
     assert not set(ISGS) & set(stim.candidates[0].matched_genes)
+    assert "not evidence (cell states): interferon-stimulated ISG15, IFI6" in stim.evidence
 
 
 def test_state_genes_are_not_in_the_type_profiles(kb):

@@ -574,7 +574,7 @@ class KnowledgeBase:
             evidence=(
                 f"{n_matched}/{len(used)} known markers support {top_name} (score "
                 f"{top_score:.2f}, chance {chance:.2f}: {genes}); belief: {belief}; "
-                f"none {p_null:.2f}{how}"
+                f"none {p_null:.2f}{how}{removed}"
             ),
         )
 
