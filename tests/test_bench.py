@@ -266,6 +266,7 @@ def test_rerun_recomputes_a_unit_with_some_of_its_rows_deleted(tmp_path):
     assert_same_scores(again.leaderboard, first.leaderboard)
 
 
+@pytest.mark.llm
 def test_llm_run_interrupted_by_the_server_resumes(tmp_path, monkeypatch):
     from llama_server import MODEL_ALIAS, LlamaServer, require_llm_stack
 
