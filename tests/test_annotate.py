@@ -239,7 +239,7 @@ def test_summary_has_one_row_per_label(planted):
     over the cells (not over the groups)."""
     planted.obs["grp"] = planted.obs["truth"].astype(str)
     b_cells = planted.obs_names[planted.obs["grp"] == "B"]
-    planted.obs.loc[b_cells[:30], "grp"] = "B1"  # 30 + 10 cells, both B cells
+    planted.obs.loc[b_cells[:34], "grp"] = "B1"  # 34 + 6 cells, both B cells
     res = llm4cell.run_annotation(planted, groupby="grp")
     table = res.to_table().set_index("group")
     summary = res.summary()
@@ -252,7 +252,7 @@ def test_summary_has_one_row_per_label(planted):
     assert table.loc["B1", "confidence"] != table.loc["B", "confidence"]
     row = summary.set_index("label").loc[b_label]
     assert row["n_groups"] == 2 and row["n_cells"] == 40
-    expect = (30 * table.loc["B1", "confidence"] + 10 * table.loc["B", "confidence"]) / 40
+    expect = (34 * table.loc["B1", "confidence"] + 6 * table.loc["B", "confidence"]) / 40
     assert row["mean_confidence"] == pytest.approx(expect)
     assert len(summary) == table.groupby(["label", "ontology_id"]).ngroups
 

@@ -58,6 +58,11 @@ class MarkerQuery(_Frozen):
         aligned with ``genes`` (optional).
     n_cells
         Number of cells in the group (optional).
+    expression
+        Expression evidence from the group's cells, when a matrix was annotated:
+        ``(CL ID, mean ulm t-value)`` pairs for the candidate types (see
+        ``docs/knowledge.md``, "Expression evidence"). The knowledge engine adds it to its
+        score; other annotators may ignore it. Marker tables have none.
     """
 
     id: str
@@ -68,6 +73,7 @@ class MarkerQuery(_Frozen):
     logfoldchanges: tuple[float, ...] | None = None
     pct_in: tuple[float, ...] | None = None
     n_cells: int | None = None
+    expression: tuple[tuple[str, float], ...] | None = None
 
     @field_validator("id", mode="before")
     @classmethod

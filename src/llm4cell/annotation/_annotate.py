@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from .._errors import InputError
@@ -22,6 +23,7 @@ from .._records import Annotation, MarkerQuery, Progress, Species
 from ..annotators._base import Annotator, check_answers
 from ..annotators._registry import get_annotator
 from ..knowledge._engine import UNKNOWN, KnowledgeBase, load_knowledge
+from ..knowledge._expression import group_expression_scores
 from ..preprocess._cluster import check_can_cluster, cluster
 from ..preprocess._expression import Expression, prepare_expression
 from ..preprocess._markers import rank_markers
@@ -87,6 +89,39 @@ def _queries(markers: Mapping[str, pd.DataFrame], groups: pd.Series, *,
         )
         for g, df in markers.items()
     }
+
+
+#: Best engine types per group whose union is scored on expression.
+EXPRESSION_CANDIDATES = 25
+
+
+def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: KnowledgeBase,
+                     groups: pd.Series, species: Species) -> dict[str, MarkerQuery]:
+    """The queries with their groups' mean ulm t-values over the candidate types.
+
+    Candidates: the union of each group's :data:`EXPRESSION_CANDIDATES` best engine types.
+    """
+    names = list(queries)
+    if not names:
+        return queries
+    cand: set[int] = set()
+    for q in queries.values():
+        s = kb.score(q)
+        k = min(EXPRESSION_CANDIDATES, len(s))
+        cand.update(int(j) for j in np.argpartition(-s, k - 1)[:k] if s[j] > 0)
+    types = sorted(cand)
+    if len(types) < 2:
+        return queries
+    codes = pd.Categorical(groups.astype(str).to_numpy(), categories=names).codes
+    means = group_expression_scores(kb, expr.adata.X, expr.adata.var_names.astype(str),
+                                    species, np.asarray(codes), len(names), types)
+    ids = [kb.type_ids[j] for j in types]
+    out = {}
+    for i, g in enumerate(names):
+        pairs = tuple((t, round(float(v), 4)) for t, v in zip(ids, means[i], strict=True)
+                      if np.isfinite(v))
+        out[g] = queries[g].model_copy(update={"expression": pairs or None})
+    return out
 
 
 def _no_marker_answer(q: MarkerQuery, backend: str) -> Annotation:
@@ -157,6 +192,8 @@ def run_annotation(
         with stages.stage("Ranking marker genes (Wilcoxon)"):
             markers = rank_markers(expr.adata, group_key, n_markers=n_markers)
         queries = _queries(markers, groups, tissue=tissue, species=species)
+        with stages.stage("Scoring expression evidence (ulm)"):
+            queries = _with_expression(queries, expr, kb, groups, species)
         with stages.stage("Scoring cell states"):
             state_scores = score_states(expr.adata, random_state=random_state)
             states = call_states(state_scores, groups, species=species)

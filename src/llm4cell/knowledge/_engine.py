@@ -126,6 +126,11 @@ class KnowledgeParams:
         coverage is the rank-weighted share of the query's markers the best type lists.
     top_k
         Candidates reported per answer.
+    expression_weight, expression_sharpness
+        With expression evidence on the query (``MarkerQuery.expression``), the posterior
+        over the candidates is ``softmax(expression_sharpness * (sharpness * score / chance
+        + expression_weight * z(ulm)))`` beside the null pseudo-type at
+        ``expression_sharpness * sharpness`` (z over the candidates scored on expression).
     """
 
     top_genes: int = 200
@@ -143,6 +148,8 @@ class KnowledgeParams:
     min_matched: int = 2
     calibration: tuple[float, float, float] = (-0.123, 0.209, 0.07)
     top_k: int = 5
+    expression_weight: float = 2.0
+    expression_sharpness: float = 0.5
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for provenance records."""
@@ -154,7 +161,7 @@ _DECISION_PARAMS = frozenset(
     {"tissue_penalty", "tissue_boost", "sharpness", "decision_credit", "tie_tolerance",
      "posterior_size",
      "unknown_quantile",
-     "min_matched", "calibration", "top_k"}
+     "min_matched", "calibration", "top_k", "expression_weight", "expression_sharpness"}
 )
 
 
@@ -442,6 +449,34 @@ class KnowledgeBase:
         prob /= prob.sum()
         return top, prob[:-1], float(prob[-1])
 
+    def _expression_posterior(
+        self, scores: np.ndarray, n_evidence: int, expression: Sequence[tuple[str, float]],
+        top: np.ndarray, prob: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Belief with expression evidence: the engine's logits plus ``w * z(ulm)``.
+
+        Over the candidates scored on expression, ``logit(t) = s * (beta * score(t) / chance
+        + w * z(ulm(t)))`` beside the null pseudo-type at ``s * beta`` (``w``:
+        ``expression_weight``; ``s``: ``expression_sharpness``). Falls back to the engine's
+        own belief when fewer than two candidates are scored.
+        """
+        p = self.params
+        pairs = [(self.type_index[t], float(v)) for t, v in expression
+                 if t in self.type_index and math.isfinite(v)]
+        if len(pairs) < 2:
+            return top, prob
+        cols = np.array([j for j, _ in pairs], dtype=np.int64)
+        ulm_t = np.array([v for _, v in pairs])
+        z_ulm = (ulm_t - ulm_t.mean()) / max(float(ulm_t.std()), 1e-9)
+        chance = self.chance_level(n_evidence)
+        combined = p.sharpness * scores[cols] / chance + p.expression_weight * z_ulm
+        k = min(p.posterior_size, len(cols))
+        order = np.lexsort((cols, -combined))[:k]
+        logits = p.expression_sharpness * np.append(combined[order], p.sharpness)
+        belief = np.exp(logits - logits.max())
+        belief /= belief.sum()
+        return cols[order], belief[:-1]
+
     def expected_agreement(
         self, answer: str, types: Sequence[str], prob: np.ndarray, partial: float = 0.5
     ) -> float:
@@ -550,6 +585,9 @@ class KnowledgeBase:
                     f"{p.min_matched} matched markers are needed{removed}"
                 ),
             )
+        if query.expression:
+            top, prob = self._expression_posterior(scores, n_evidence, query.expression,
+                                                    top, prob)
         types = [self.type_ids[j] for j in top]
         label_id, tie = self._decide(types, prob)
         expected = self.expected_agreement(label_id, types, prob)

@@ -1,0 +1,109 @@
+"""Expression evidence: a univariate linear model (ulm) per cell over the knowledge network.
+
+For each cell and type, the t-value of the slope of ``x_cell ~ e(., type)`` over the
+network's genes (decoupler's ``ulm``, in numpy: one sparse x dense product). The network
+holds the data genes the knowledge base knows (state and housekeeping genes are never in
+it: :func:`llm4cell.genes.is_evidence_gene`), weighted by the engine's enrichment
+``e(g, t)``; a type needs ``MIN_GENES`` of its genes in the data to be scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from ._engine import KnowledgeBase
+
+__all__ = ["MIN_GENES", "group_expression_scores", "ulm"]
+
+#: Genes of a type that must be in the data for it to be scored (decoupler's ``tmin``).
+MIN_GENES = 5
+
+
+def ulm(X: sparse.spmatrix | np.ndarray, W: np.ndarray, batch_size: int = 20_000
+        ) -> np.ndarray:
+    """t-values of ``x_cell ~ w_type`` per cell and type.
+
+    Parameters
+    ----------
+    X
+        Cells x genes expression.
+    W
+        Genes x types network weights.
+    batch_size
+        Cells per batch (bounds memory at ``batch_size x types``).
+
+    Returns
+    -------
+    Cells x types float32 array, ``r * sqrt((G - 2) / (1 - r^2))`` with ``r`` the Pearson
+    correlation of the cell's expression and the type's weights over the ``G`` genes.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    n_genes = W.shape[0]
+    Wc = W - W.mean(axis=0)
+    ssw = (Wc**2).sum(axis=0)
+    X = sparse.csr_matrix(X)
+    out = np.empty((X.shape[0], W.shape[1]), dtype=np.float32)
+    for start in range(0, X.shape[0], batch_size):
+        B = X[start:start + batch_size].astype(np.float64)
+        num = np.asarray(B @ Wc)
+        mx = np.asarray(B.mean(axis=1)).ravel()
+        ssx = np.asarray(B.multiply(B).sum(axis=1)).ravel() - n_genes * mx**2
+        denom = np.sqrt(np.maximum(ssx, 1e-12)[:, None] * np.maximum(ssw, 1e-12)[None, :])
+        r = np.clip(num / denom, -0.999999, 0.999999)
+        out[start:start + batch_size] = r * np.sqrt((n_genes - 2) / (1 - r**2))
+    return out
+
+
+def network(kb: KnowledgeBase, symbols: Sequence[str], species: str,
+            types: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Data genes x ``types`` enrichment weights.
+
+    Returns the data columns used, the weights (those columns x types) and a mask of the
+    types with at least :data:`MIN_GENES` genes in the data.
+    """
+    cols: list[int] = []
+    rows: list[int] = []
+    for i, s in enumerate(symbols):
+        db = kb.resolve_gene(str(s), species)
+        if db is not None:
+            cols.append(i)
+            rows.append(kb.gene_index[db])
+    types = np.asarray(types, dtype=np.int64)
+    if not cols or types.size == 0:
+        return np.array([], dtype=np.int64), np.zeros((0, types.size)), np.zeros(types.size,
+                                                                                  bool)
+    W = kb.enrichment[np.asarray(rows)][:, types].toarray()
+    keep = (W > 0).any(axis=1)
+    return np.asarray(cols)[keep], W[keep], (W > 0).sum(axis=0) >= MIN_GENES
+
+
+def group_expression_scores(
+    kb: KnowledgeBase, X: sparse.spmatrix | np.ndarray, symbols: Sequence[str],
+    species: str, codes: np.ndarray, n_groups: int, types: Sequence[int],
+) -> np.ndarray:
+    """Mean ulm t-value per group (rows) and type (columns, ``types``); NaN when unscored.
+
+    ``codes`` gives each cell's group (0 .. ``n_groups - 1``; negative: no group).
+    """
+    cols, W, ok = network(kb, symbols, species, types)
+    out = np.full((n_groups, len(types)), np.nan)
+    if not ok.any() or cols.size < 3:
+        return out
+    X = X.tocsc()[:, cols].tocsr() if sparse.issparse(X) else np.asarray(X)[:, cols]
+    t = ulm(X, W[:, ok])
+    codes = np.asarray(codes)
+    valid = codes >= 0
+    member = sparse.csr_matrix(
+        (np.ones(int(valid.sum())), (codes[valid], np.flatnonzero(valid))),
+        shape=(n_groups, len(codes)))
+    sums = np.asarray(member @ t)
+    counts = np.bincount(codes[valid], minlength=n_groups).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:, ok] = sums / counts[:, None]
+    out[counts == 0] = np.nan
+    return out
