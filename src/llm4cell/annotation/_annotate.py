@@ -27,6 +27,7 @@ from ..knowledge._expression import group_expression_scores
 from ..preprocess._cluster import check_can_cluster, cluster
 from ..preprocess._expression import Expression, prepare_expression
 from ..preprocess._markers import rank_markers
+from ._cells import best_families, cell_confidence, cell_support, mixed_groups, smooth
 from ._checks import check_groupby, check_params
 from ._keys import DEFAULT_KEY, check_free_columns
 from ._provenance import build_provenance
@@ -96,14 +97,16 @@ EXPRESSION_CANDIDATES = 25
 
 
 def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: KnowledgeBase,
-                     groups: pd.Series, species: Species) -> dict[str, MarkerQuery]:
-    """The queries with their groups' mean ulm t-values over the candidate types.
+                     groups: pd.Series, species: Species
+                     ) -> tuple[dict[str, MarkerQuery], pd.DataFrame | None]:
+    """The queries with their groups' mean ulm t-values over the candidate types, and the
+    per-cell t-values (cells x candidate CL IDs; None without candidates).
 
     Candidates: the union of each group's :data:`EXPRESSION_CANDIDATES` best engine types.
     """
     names = list(queries)
     if not names:
-        return queries
+        return queries, None
     cand: set[int] = set()
     for q in queries.values():
         s = kb.score(q)
@@ -111,17 +114,59 @@ def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: Know
         cand.update(int(j) for j in np.argpartition(-s, k - 1)[:k] if s[j] > 0)
     types = sorted(cand)
     if len(types) < 2:
-        return queries
-    codes = pd.Categorical(groups.astype(str).to_numpy(), categories=names).codes
-    means = group_expression_scores(kb, expr.adata.X, expr.adata.var_names.astype(str),
-                                    species, np.asarray(codes), len(names), types)
+        return queries, None
+    # by object, not str: a missing group must not become a group called "nan"
+    codes = pd.Categorical(groups.astype(object).to_numpy(), categories=names).codes
+    means, cells = group_expression_scores(
+        kb, expr.adata.X, expr.adata.var_names.astype(str), species, np.asarray(codes),
+        len(names), types)
     ids = [kb.type_ids[j] for j in types]
     out = {}
     for i, g in enumerate(names):
         pairs = tuple((t, round(float(v), 4)) for t, v in zip(ids, means[i], strict=True)
                       if np.isfinite(v))
         out[g] = queries[g].model_copy(update={"expression": pairs or None})
-    return out
+    scored = np.isfinite(cells).any(axis=0)
+    if scored.sum() < 2:
+        return out, None
+    table = pd.DataFrame(cells[:, scored], index=groups.index,
+                         columns=[t for t, ok in zip(ids, scored, strict=True) if ok])
+    return out, table
+
+
+def _per_cell(kb: KnowledgeBase, scores: pd.DataFrame | None, groups: pd.Series,
+              annotations: dict[str, Annotation], graph: object | None
+              ) -> tuple[np.ndarray | None, dict[str, str]]:
+    """Per-cell confidence (knowledge engine answers; None without scores) and the mixed
+    groups' flags (only with the k-NN ``graph`` of llm4cell's clustering).
+
+    The knowledge engine's answers in ``annotations`` are updated in place: their
+    confidence becomes the mean of their cells' (the per-cell map,
+    :data:`~llm4cell.annotation._cells.CELL_CALIBRATION`)."""
+    if scores is None:
+        return None, {}
+    obj = groups.astype(object)
+    label = obj.map(lambda g: annotations[g].ontology_id if g in annotations else None)
+    conf = obj.map(lambda g: annotations[g].confidence if g in annotations else 0.0)
+    engine = obj.map(lambda g: g in annotations and annotations[g].backend == "knowledge")
+    values = scores.to_numpy()
+    ids = list(scores.columns)
+    support = cell_support(kb, values, ids, label.tolist())
+    group_conf = conf.to_numpy(dtype=np.float64)
+    per_cell = np.round(np.where(engine.to_numpy(dtype=bool),
+                                 cell_confidence(group_conf, support), group_conf), 4)
+    # the group's confidence: the mean of its cells' (the map is per cell)
+    for g, a in list(annotations.items()):
+        if a.backend == "knowledge" and a.confidence > 0:
+            inside = (obj == g).to_numpy()
+            if inside.any():
+                annotations[g] = a.model_copy(
+                    update={"confidence": round(float(per_cell[inside].mean()), 4)})
+    mixed: dict[str, str] = {}
+    if graph is not None:
+        smoothed = smooth(values, graph)
+        mixed = mixed_groups(kb, best_families(kb, smoothed, ids), groups, annotations)
+    return per_cell, mixed
 
 
 def _no_marker_answer(q: MarkerQuery, backend: str) -> Annotation:
@@ -193,7 +238,7 @@ def run_annotation(
             markers = rank_markers(expr.adata, group_key, n_markers=n_markers)
         queries = _queries(markers, groups, tissue=tissue, species=species)
         with stages.stage("Scoring expression evidence (ulm)"):
-            queries = _with_expression(queries, expr, kb, groups, species)
+            queries, cell_scores = _with_expression(queries, expr, kb, groups, species)
         with stages.stage("Scoring cell states"):
             state_scores = score_states(expr.adata, random_state=random_state)
             states = call_states(state_scores, groups, species=species)
@@ -201,6 +246,9 @@ def run_annotation(
             annotations = _answer(annotator, queries, progress if callable(progress) else tick)
             if callable(progress):  # also when the backend reports no progress of its own
                 progress(len(queries), len(queries))
+        with stages.stage("Per-cell evidence"):
+            graph = expr.adata.obsp.get("connectivities") if groupby is None else None
+            cell_conf, mixed = _per_cell(kb, cell_scores, groups, annotations, graph)
 
     provenance = build_provenance(
         annotator=annotator, backend=backend, expr=expr, kb=kb, groupby=group_key,
@@ -219,6 +267,9 @@ def run_annotation(
         key_added=key_added, groupby=group_key, groups=groups, queries=queries,
         markers=markers, annotations=annotations, provenance=provenance,
         states={g: states.get(g, "") for g in annotations}, state_scores=state_scores,
+        cell_scores=cell_scores, cell_confidence=cell_conf, mixed=mixed,
+        levels={g: kb.levels.of(a.ontology_id) for g, a in annotations.items()}
+        if kb.levels is not None else {},
     )
     result._expr = expr
     return result

@@ -52,7 +52,8 @@ def check_key(key: object) -> str:
 
 def planned_columns(key: str, *, clusters: bool) -> list[str]:
     """The ``obs`` columns an annotation under ``key`` writes."""
-    cols = [key, f"{key}_ontology_id", f"{key}_confidence", f"{key}_state"]
+    cols = [key, f"{key}_ontology_id", f"{key}_lineage", f"{key}_type", f"{key}_confidence",
+            f"{key}_state"]
     return [*cols, f"{key}_cluster"] if clusters else cols
 
 

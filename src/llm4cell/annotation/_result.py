@@ -17,6 +17,8 @@ from .._errors import InputError
 from .._io import h5ad_writer, write_set, write_text
 from .._records import Annotation, MarkerQuery, details_columns
 from ..knowledge._engine import UNKNOWN
+from ..knowledge._levels import TermLevels
+from ..ontology._graph import load_ontology
 from ..report._annotation import render_report
 from ._keys import check_free_columns, check_key, store_record
 from ._provenance import h5ad_safe
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["AnnotationResult"]
 
 _PathLike = str | os.PathLike[str]
+
+
+def _ontology_label(term_id: str) -> str:
+    onto = load_ontology()
+    return onto.label(term_id) if term_id in onto else term_id
 
 
 def _candidate_text(a: Annotation, k: int) -> list[str]:
@@ -67,6 +74,16 @@ class AnnotationResult:
         joined by ``"; "``, or ``""``), by group id.
     state_scores
         Per-cell program scores (one column per program), or None.
+    cell_scores
+        Per-cell ulm t-values of the candidate types (cells x CL IDs), or None.
+    cell_confidence
+        Per-cell confidence (see :mod:`llm4cell.annotation._cells`), or None (then each
+        cell has its group's).
+    mixed
+        For groups whose cells split between two unrelated type families: the two
+        families and their shares of cells, by group id.
+    levels
+        Lineage and type family of every group's label, by group id.
     """
 
     key_added: str
@@ -78,6 +95,10 @@ class AnnotationResult:
     provenance: dict[str, object] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     state_scores: pd.DataFrame | None = None
+    cell_scores: pd.DataFrame | None = None
+    cell_confidence: np.ndarray | None = None
+    mixed: dict[str, str] = field(default_factory=dict)
+    levels: dict[str, TermLevels] = field(default_factory=dict)
     # The working expression of the run (log-normalised AnnData), for the report.
     _expr: Expression | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -95,7 +116,9 @@ class AnnotationResult:
 
     def to_table(self) -> pd.DataFrame:
         """One row per group: group, n_cells, top_markers, n_significant_markers, label,
-        ontology_id, confidence, state (the group's cell states), candidate_2..candidate_4
+        ontology_id, lineage and type (the label's levels), confidence, state (the group's
+        cell states), mixed (two unrelated families sharing the group's cells, or ""),
+        candidate_2..candidate_4
         (the next three candidates, as ``name (CL ID, score)``), evidence, and the
         backend's details (e.g. ``consensus_proportion``, ``consensus_entropy``,
         ``llm_asked``) when it gives any.
@@ -122,8 +145,11 @@ class AnnotationResult:
             if markers is not None and "significant" in markers else 0,
             "label": a.label,
             "ontology_id": a.ontology_id or "",
+            "lineage": self.levels[g].lineage if g in self.levels else "",
+            "type": self.levels[g].family if g in self.levels else "",
             "confidence": a.confidence,
             "state": self.states.get(g, ""),
+            "mixed": self.mixed.get(g, ""),
             "candidate_2": cands[0],
             "candidate_3": cands[1],
             "candidate_4": cands[2],
@@ -131,15 +157,22 @@ class AnnotationResult:
         }
 
     def cell_table(self) -> pd.DataFrame:
-        """Per-cell label, ontology ID, confidence and state (index: ``obs_names``)."""
+        """Per-cell label, ontology ID, lineage, type, confidence and state (index:
+        ``obs_names``)."""
         ann = self.annotations
         groups = self.groups.astype(object)
         label = groups.map(lambda g: ann[g].label if g in ann else UNKNOWN)
         onto = groups.map(lambda g: ann[g].ontology_id if g in ann else None)
-        conf = groups.map(lambda g: ann[g].confidence if g in ann else 0.0)
+        empty = TermLevels()
+        lineage = groups.map(lambda g: self.levels.get(g, empty).lineage)
+        family = groups.map(lambda g: self.levels.get(g, empty).family)
+        if self.cell_confidence is not None:
+            conf = pd.Series(self.cell_confidence, index=groups.index)
+        else:
+            conf = groups.map(lambda g: ann[g].confidence if g in ann else 0.0)
         state = groups.map(lambda g: self.states.get(g, "") if g in ann else "")
-        return pd.DataFrame({"label": label, "ontology_id": onto, "confidence": conf,
-                             "state": state})
+        return pd.DataFrame({"label": label, "ontology_id": onto, "lineage": lineage,
+                             "type": family, "confidence": conf, "state": state})
 
     def summary(self) -> pd.DataFrame:
         """One row per label: ``label``, ``ontology_id`` ("" for unknown), ``n_groups``,
@@ -192,6 +225,8 @@ class AnnotationResult:
         cells = self.cell_table()
         adata.obs[key] = pd.Categorical(cells["label"].astype(str))
         adata.obs[f"{key}_ontology_id"] = pd.Categorical(cells["ontology_id"])
+        adata.obs[f"{key}_lineage"] = pd.Categorical(cells["lineage"].astype(str))
+        adata.obs[f"{key}_type"] = pd.Categorical(cells["type"].astype(str))
         adata.obs[f"{key}_confidence"] = cells["confidence"].astype(np.float32).to_numpy()
         adata.obs[f"{key}_state"] = pd.Categorical(cells["state"].astype(str))
         if self.state_scores is not None:
@@ -199,9 +234,19 @@ class AnnotationResult:
             adata.obsm[f"{key}_states"] = pd.DataFrame(
                 self.state_scores.to_numpy(), index=adata.obs_names.copy(),
                 columns=list(self.state_scores.columns))
+        if self.cell_scores is not None:
+            adata.obsm[f"{key}_scores"] = pd.DataFrame(
+                self.cell_scores.to_numpy(), index=adata.obs_names.copy(),
+                columns=list(self.cell_scores.columns))
         if self.clusters_computed:
             adata.obs[f"{key}_cluster"] = self.groups.to_numpy()
         store_record(adata, key, self.uns_record(key=key))
+
+    def _label_of(self, term_id: str) -> str:
+        for c in (c for a in self.annotations.values() for c in a.candidates):
+            if c.ontology_id == term_id:
+                return c.label
+        return _ontology_label(term_id)
 
     def _check_cells(self, adata: ad.AnnData) -> None:
         if not adata.obs_names.equals(self.groups.index):
@@ -221,6 +266,11 @@ class AnnotationResult:
         table["markers"] = [", ".join(self.queries[g].genes) for g in table.index]
         record = dict(self.provenance)
         record["key_added"] = key or self.key_added
+        if self.cell_scores is not None:
+            # names of the obsm[key + "_scores"] columns (CL IDs), as scanpy keeps names
+            record["score_names"] = pd.DataFrame(
+                {"label": [self._label_of(t) for t in self.cell_scores.columns]},
+                index=pd.Index([str(t) for t in self.cell_scores.columns]))
         record["groups"] = table
         return h5ad_safe(record)
 

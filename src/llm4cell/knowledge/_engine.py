@@ -83,6 +83,8 @@ from .._records import Annotation, Candidate, MarkerQuery
 from ..genes import is_evidence_gene, mouse_orthologs, state_gene_program
 from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
 from ..ontology._tissues import match_tissue, restricted_tissues
+from ._levels import Levels
+from ._rules import mixture_note, short_list_annotation
 
 __all__ = ["KnowledgeBase", "KnowledgeParams", "load_knowledge"]
 
@@ -131,6 +133,10 @@ class KnowledgeParams:
         over the candidates is ``softmax(expression_sharpness * (sharpness * score / chance
         + expression_weight * z(ulm)))`` beside the null pseudo-type at
         ``expression_sharpness * sharpness`` (z over the candidates scored on expression).
+    hierarchy
+        Decide top-down when the knowledge base has :class:`~llm4cell.knowledge.Levels`:
+        the lineage with the most belief, then its family with the most belief, then
+        the term within that family (at least the family's head).
     """
 
     top_genes: int = 200
@@ -150,6 +156,7 @@ class KnowledgeParams:
     top_k: int = 5
     expression_weight: float = 2.0
     expression_sharpness: float = 0.5
+    hierarchy: bool = True
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for provenance records."""
@@ -161,7 +168,8 @@ _DECISION_PARAMS = frozenset(
     {"tissue_penalty", "tissue_boost", "sharpness", "decision_credit", "tie_tolerance",
      "posterior_size",
      "unknown_quantile",
-     "min_matched", "calibration", "top_k", "expression_weight", "expression_sharpness"}
+     "min_matched", "calibration", "top_k", "expression_weight", "expression_sharpness",
+     "hierarchy"}
 )
 
 
@@ -211,6 +219,8 @@ class KnowledgeBase:
         aliases: Mapping[str, str] | None = None,
         params: KnowledgeParams | None = None,
         source: str = "custom",
+        levels: Mapping[str, tuple[str, str]] | None = None,
+        level_names: Mapping[str, str] | None = None,
     ) -> None:
         self.params = p = params or KnowledgeParams()
         self.ontology = ontology
@@ -268,6 +278,15 @@ class KnowledgeBase:
         self.type_names = [ontology.label(t) for t in type_ids]
         self.n_sources = np.array([sources[t] for t in type_ids], dtype=np.float64)
         self.prior = self.n_sources / (self.n_sources + p.support_k)
+        #: Lineage and family of the types (None: decide without levels).
+        self.levels: Levels | None = None
+        if levels:
+            resolved = {}
+            for raw_id, lv in levels.items():
+                tid = ontology.resolve(raw_id)
+                if tid in self.type_index:
+                    resolved.setdefault(tid, (str(lv[0]), str(lv[1])))
+            self.levels = Levels(resolved, level_names or {}, ontology)
         self._null_lengths, self._null_best = self._null_model()
         # caches, independent of the decision parameters (shared by with_params copies)
         self._null_levels: dict[float, np.ndarray] = {}
@@ -501,10 +520,50 @@ class KnowledgeBase:
         types; ties go to the deeper (more specific) term. When a term *unrelated* to the
         best one is as good (within ``tie_tolerance``), the evidence cannot tell them
         apart and the answer is their lowest common ancestor (if it is answerable).
+
+        With levels (``hierarchy``), the decision is top-down: the lineage holding the most
+        belief, then its family holding the most, then the rule above within that family
+        (belief renormalised over its types, candidates restricted to its members; a tie
+        goes to the family's head).
         """
+        levels = self.levels
+        if levels is None or not self.params.hierarchy:
+            return self._decide_within(types, prob, None, None)
+        return self._decide_within(types, prob, levels.answerable, None)
+
+    def _family_choice(self, types: Sequence[str], prob: np.ndarray) -> str | None:
+        """The family with the most belief within the lineage with the most belief."""
+        levels = self.levels
+        assert levels is not None
+        lineage: dict[str, float] = {}
+        family: dict[str, float] = {}
+        for t, pt in zip(types, prob, strict=True):
+            lv = levels.members.get(t)
+            if lv is None:
+                continue
+            lineage[lv[0]] = lineage.get(lv[0], 0.0) + float(pt)
+            family[lv] = family.get(lv, 0.0) + float(pt)  # type: ignore[index]
+        if not lineage:
+            return None
+        best_lineage = max(sorted(lineage), key=lambda k: lineage[k])
+        within = {lv: m for lv, m in family.items() if lv[0] == best_lineage}  # type: ignore[index]
+        return max(sorted(within), key=lambda k: within[k])[1]  # type: ignore[index]
+
+    def _decide_within(self, types: Sequence[str], prob: np.ndarray,
+                       allowed: frozenset[str] | None, head: str | None) -> tuple[str, bool]:
+        """:meth:`_decide` over ``types`` with answers restricted to ``allowed`` (and
+        ``head``, which also settles ties) when given."""
         candidates: set[str] = set()
         for t in types[: self.params.top_k]:
             candidates |= self._lineage(t)
+        if allowed is not None:
+            kept = {a for a in candidates if a in allowed or a == head}
+            if head is not None:
+                kept.add(head)
+            if not kept:  # nothing answerable above the best types: decide without levels
+                allowed = None
+            else:
+                candidates = kept
         onto = self.ontology
         credit = self.params.decision_credit
         value = {a: self.expected_agreement(a, types, prob, credit) for a in candidates}
@@ -517,9 +576,11 @@ class KnowledgeBase:
         common = set(self._lineage(best))
         for a in rivals:
             common &= self._lineage(a)
+        if allowed is not None:
+            common = {a for a in common if a in allowed or a == head}
         lowest = onto.most_specific(common)
         if not lowest:
-            return best, False
+            return (head, True) if head is not None else (best, False)
         return max(lowest, key=lambda t: (value.get(t, 0.0), onto.depth(t), t)), True
 
     def calibrate(self, expected: float, coverage: float = 1.0) -> float:
@@ -564,6 +625,11 @@ class KnowledgeBase:
         n_matched = len(candidates[0].matched_genes) if candidates else 0
         chance = self.chance_level(n_evidence)
         floor = self.chance_level(n_evidence, p.unknown_quantile)
+        if len(weights) < p.min_matched or top_score < floor or n_matched < p.min_matched:
+            short = short_list_annotation(self, query, weights, total, n_evidence, top, prob,
+                                          candidates, removed)
+            if short is not None:
+                return short
         if len(weights) < p.min_matched:
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
@@ -605,6 +671,7 @@ class KnowledgeBase:
             how = f"; answered {label}, the ancestor that best covers the split belief"
         else:
             how = f"; answered {label}, which the belief favours as a whole"
+        mixed, details = mixture_note(self, scores, weights, label_id)
         return Annotation(
             id=query.id, label=label, ontology_id=label_id,
             confidence=round(self.calibrate(expected, self.coverage(first, weights, total)), 4),
@@ -612,8 +679,9 @@ class KnowledgeBase:
             evidence=(
                 f"{n_matched}/{len(used)} known markers support {top_name} (score "
                 f"{top_score:.2f}, chance {chance:.2f}: {genes}); belief: {belief}; "
-                f"none {p_null:.2f}{how}{removed}"
+                f"none {p_null:.2f}{how}{mixed}{removed}"
             ),
+            details=details,
         )
 
     def with_params(self, **changes: object) -> KnowledgeBase:
@@ -685,8 +753,11 @@ def load_knowledge(params: KnowledgeParams | None = None) -> KnowledgeBase:
         with (data / "gene_alias.json").open("r") as fh:
             aliases = json.load(fh)
         with (data / "cl_to_meta.json").open("r") as fh:
-            cl_to_meta = json.load(fh)["cl_to_meta"]
+            meta = json.load(fh)
+        cl_to_meta = meta["cl_to_meta"]
         curated = set(cl_to_meta)
+        levels = {cl: (m["meta"], m["meta2"]) for cl, m in cl_to_meta.items()}
+        level_names = {**meta["meta_groups"], **meta["meta2_groups"]}
         weights, n_sources = cache["consensus"], cache["n_sources"]
     except (ModuleNotFoundError, FileNotFoundError, KeyError, pickle.UnpicklingError) as e:
         msg = (
@@ -697,4 +768,5 @@ def load_knowledge(params: KnowledgeParams | None = None) -> KnowledgeBase:
     return KnowledgeBase(
         weights, n_sources, load_ontology(), answerable=curated, aliases=aliases,
         params=params, source=f"cellconsensus {_cellconsensus_version()}",
+        levels=levels, level_names=level_names,
     )

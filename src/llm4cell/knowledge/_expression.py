@@ -85,17 +85,25 @@ def network(kb: KnowledgeBase, symbols: Sequence[str], species: str,
 def group_expression_scores(
     kb: KnowledgeBase, X: sparse.spmatrix | np.ndarray, symbols: Sequence[str],
     species: str, codes: np.ndarray, n_groups: int, types: Sequence[int],
-) -> np.ndarray:
-    """Mean ulm t-value per group (rows) and type (columns, ``types``); NaN when unscored.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell ulm t-values and their mean per group, over the types ``types``.
 
     ``codes`` gives each cell's group (0 .. ``n_groups - 1``; negative: no group).
+
+    Returns
+    -------
+    The group means (groups x types) and the per-cell t-values (cells x types, float32);
+    NaN for a type with fewer than :data:`MIN_GENES` genes in the data, and for a group
+    without cells.
     """
     cols, W, ok = network(kb, symbols, species, types)
     out = np.full((n_groups, len(types)), np.nan)
+    cells = np.full((X.shape[0], len(types)), np.nan, dtype=np.float32)
     if not ok.any() or cols.size < 3:
-        return out
+        return out, cells
     X = X.tocsc()[:, cols].tocsr() if sparse.issparse(X) else np.asarray(X)[:, cols]
     t = ulm(X, W[:, ok])
+    cells[:, ok] = t
     codes = np.asarray(codes)
     valid = codes >= 0
     member = sparse.csr_matrix(
@@ -106,4 +114,4 @@ def group_expression_scores(
     with np.errstate(invalid="ignore", divide="ignore"):
         out[:, ok] = sums / counts[:, None]
     out[counts == 0] = np.nan
-    return out
+    return out, cells

@@ -1,0 +1,184 @@
+"""Per-cell evidence: candidate-type scores, support for the group's label, per-cell
+confidence and groups that mix types.
+
+Every cell has a ulm t-value for each candidate type (the union of every group's best
+engine types; :func:`llm4cell.knowledge._expression.group_expression_scores`). From them:
+
+* **support** of a cell for its group's label: the share of the cell's belief
+  ``softmax(z / SUPPORT_TEMPERATURE)`` (``z``: the cell's t-values standardised over the
+  candidates) on candidate types *consistent* with the label: the label itself, its
+  ancestors and descendants, and the types of its family
+  (:class:`~llm4cell.knowledge.Levels`);
+* **per-cell confidence**: ``sigmoid(a + b logit(group confidence) + d logit(support))``
+  with ``(a, b, d) = CELL_CALIBRATION``, chosen leave-one-dataset-out on real data
+  (``docs/knowledge.md``); used for the knowledge engine's answers only (an LLM's stated
+  confidence is copied to its cells unchanged);
+* **mixed groups**: each cell's best candidate type, after ``MIXED_SMOOTHING_STEPS``
+  steps of averaging its scores over its neighbours in the k-NN graph (needs the graph
+  of llm4cell's own clustering; without it no group is flagged, as per-cell argmaxes
+  alone are too noisy), gives it a family; a group is flagged
+  when two families whose head terms are unrelated in the Cell Ontology each hold at least
+  ``MIXED_SHARE`` of its cells (and ``MIXED_MIN_CELLS`` cells).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from .._records import Annotation
+    from ..knowledge._engine import KnowledgeBase
+
+__all__ = ["CELL_CALIBRATION", "MIXED_MIN_CELLS", "MIXED_SHARE", "MIXED_SMOOTHING_STEPS",
+           "SUPPORT_TEMPERATURE", "best_families", "cell_confidence", "cell_support",
+           "mixed_groups", "smooth"]
+
+#: Temperature of the per-cell softmax over standardised candidate t-values (a priori).
+SUPPORT_TEMPERATURE = 1.0
+#: ``(a, b, d)`` of the per-cell confidence map (leave-one-dataset-out, docs/knowledge.md).
+CELL_CALIBRATION: tuple[float, float, float] = (1.355, 2.011, 0.0)
+#: Steps of neighbour averaging of the per-cell scores before the mixed-group vote.
+MIXED_SMOOTHING_STEPS = 2
+#: Share of a group's cells each of two unrelated families needs for a mixed flag.
+MIXED_SHARE = 0.2
+#: ... and the number of cells.
+MIXED_MIN_CELLS = 10
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    """Per-cell z over the finite candidates (NaN stays NaN)."""
+    with np.errstate(invalid="ignore"):
+        mu = np.nanmean(scores, axis=1, keepdims=True)
+        sd = np.nanstd(scores, axis=1, keepdims=True)
+    return (scores - mu) / np.where(sd > 1e-9, sd, 1.0)
+
+
+def _consistent(kb: KnowledgeBase, label: str, type_ids: Sequence[str]) -> np.ndarray:
+    """Mask of the candidate types consistent with ``label`` (self, relatives, family)."""
+    onto = kb.ontology
+    family = kb.levels.of(label).family_key if kb.levels is not None else ""
+    mask = np.zeros(len(type_ids), dtype=bool)
+    for j, t in enumerate(type_ids):
+        if t == label or onto.related(t, label):
+            mask[j] = True
+        elif family and kb.levels is not None and kb.levels.family_of(t) == family:
+            mask[j] = True
+    return mask
+
+
+def cell_support(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str],
+                 labels: Sequence[str | None]) -> np.ndarray:
+    """Each cell's belief share on types consistent with its label (NaN: no label or no
+    scored candidate)."""
+    z = _standardised(scores.astype(np.float64)) / SUPPORT_TEMPERATURE
+    z = np.where(np.isfinite(z), z, -np.inf)
+    zmax = z.max(axis=1, keepdims=True)
+    scored = np.isfinite(zmax).ravel()
+    with np.errstate(invalid="ignore"):
+        e = np.exp(z - np.where(np.isfinite(zmax), zmax, 0.0))
+    total = e.sum(axis=1)
+    out = np.full(len(labels), np.nan)
+    labels_arr = np.array([lb if lb else "" for lb in labels], dtype=object)
+    for label in pd.unique(labels_arr):
+        if not label:
+            continue
+        rows = np.flatnonzero((labels_arr == label) & scored)
+        if rows.size == 0:
+            continue
+        mask = _consistent(kb, str(label), type_ids)
+        out[rows] = e[np.ix_(rows, mask)].sum(axis=1) / total[rows]
+    return out
+
+
+def _logit(v: np.ndarray) -> np.ndarray:
+    v = np.clip(v, 1e-4, 1 - 1e-4)
+    return np.log(v / (1 - v))
+
+
+def cell_confidence(group_confidence: np.ndarray, support: np.ndarray,
+                    calibration: tuple[float, float, float] = CELL_CALIBRATION
+                    ) -> np.ndarray:
+    """``sigmoid(a + b logit(group confidence) + d logit(support))``; where the support is
+    NaN the support term is left out; a group confidence of 0 ("unknown") stays 0."""
+    a, b, d = calibration
+    sup = np.where(np.isfinite(support), support, 0.5)
+    z = a + b * _logit(group_confidence) + d * _logit(sup)
+    out = 1.0 / (1.0 + np.exp(-z))
+    return np.where(group_confidence > 0, out, 0.0)
+
+
+def smooth(scores: np.ndarray, graph: sparse.spmatrix,
+           steps: int = MIXED_SMOOTHING_STEPS) -> np.ndarray:
+    """``steps`` rounds of averaging each cell's scores with its neighbours' (weights: the
+    graph's connectivities, the cell itself weight 1; unscored types count as 0)."""
+    G = sparse.csr_matrix(graph) + sparse.identity(graph.shape[0], format="csr")
+    norm = np.asarray(G.sum(axis=1)).ravel()[:, None]
+    out = np.where(np.isfinite(scores), scores, 0.0).astype(np.float64)
+    for _ in range(steps):
+        out = np.asarray(G @ out) / norm
+    return out
+
+
+def best_families(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str]
+                  ) -> np.ndarray:
+    """Each cell's best candidate type's family key (its CL ID without levels; "" when no
+    candidate is scored)."""
+    finite = np.isfinite(scores).any(axis=1)
+    best = np.argmax(np.where(np.isfinite(scores), scores, -np.inf), axis=1)
+    fam = []
+    for j in type_ids:
+        key = kb.levels.family_of(j) if kb.levels is not None else ""
+        fam.append(key or j)
+    fam_arr = np.array(fam, dtype=object)
+    return np.where(finite, fam_arr[best] if len(fam_arr) else "", "")
+
+
+def _family_term(kb: KnowledgeBase, family: str) -> str:
+    if kb.levels is None or family.startswith("CL:"):
+        return family
+    return kb.levels.level_terms.get(family) or kb.levels.family_heads.get(family, family)
+
+
+def _family_name(kb: KnowledgeBase, family: str) -> str:
+    if kb.levels is None or family.startswith("CL:"):
+        return kb.ontology.label(family) if family in kb.ontology else family
+    return kb.levels.names.get(family, family)
+
+
+def mixed_groups(kb: KnowledgeBase, families: np.ndarray, groups: pd.Series,
+                 annotations: Mapping[str, Annotation]) -> dict[str, str]:
+    """``"NAME_A 61% + NAME_B 32%"`` for each group whose cells split between two
+    unrelated families (see the module docstring), by group id."""
+    onto = kb.ontology
+    out: dict[str, str] = {}
+    codes = groups.astype(object).to_numpy()
+    for g in annotations:
+        fams = families[codes == g]
+        fams = fams[fams != ""]
+        n = len(fams)
+        if n < MIXED_MIN_CELLS:
+            continue
+        counts = pd.Series(fams).value_counts()
+        top = [(f, c) for f, c in counts.items()
+               if c >= max(MIXED_MIN_CELLS, math.ceil(MIXED_SHARE * n))]
+        found = None
+        for i, (fa, ca) in enumerate(top):
+            ta = _family_term(kb, str(fa))
+            for fb, cb in top[i + 1:]:
+                tb = _family_term(kb, str(fb))
+                if ta != tb and not onto.related(ta, tb):
+                    found = (fa, ca, fb, cb)
+                    break
+            if found:
+                break
+        if found:
+            fa, ca, fb, cb = found
+            out[g] = (f"{_family_name(kb, str(fa))} {ca / n:.0%} + "
+                      f"{_family_name(kb, str(fb))} {cb / n:.0%}")
+    return out
