@@ -241,6 +241,8 @@ def test_summary_has_one_row_per_label(planted):
     b_cells = planted.obs_names[planted.obs["grp"] == "B"]
     planted.obs.loc[b_cells[:34], "grp"] = "B1"  # 34 + 6 cells, both B cells
     res = llm4cell.run_annotation(planted, groupby="grp")
+    # distinct confidences for the two groups, so that the weighting shows
+    res.annotations["B1"] = res.annotations["B1"].model_copy(update={"confidence": 0.3})
     table = res.to_table().set_index("group")
     summary = res.summary()
     assert list(summary.columns) == ["label", "ontology_id", "n_groups", "n_cells",

@@ -139,8 +139,11 @@ def test_split_between_unrelated_subtypes_answers_their_ancestor():
         "CL:0000875": {"G1": 10.0, "G2": 8.0},  # non-classical monocyte
         "CL:0000236": {"G9": 10.0, "G8": 8.0},  # B cell
     }
+    # decision_credit < 0.5: the parent beats each sibling on expected agreement (at 0.5
+    # parent and siblings tie, and the tie rule picks among several common ancestors)
     kb = KnowledgeBase(weights, {t: 10 for t in weights}, onto,
-                       params=KnowledgeParams(null_quantile=0.0, unknown_quantile=0.0))
+                       params=KnowledgeParams(null_quantile=0.0, unknown_quantile=0.0,
+                                              decision_credit=0.4))
     a = kb.annotate([_q("G1 G2")])[0]
     assert a.ontology_id == "CL:0000576"  # monocyte
     assert "common ancestor" in a.evidence

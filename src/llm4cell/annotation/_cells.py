@@ -42,7 +42,7 @@ __all__ = ["CELL_CALIBRATION", "MIXED_MIN_CELLS", "MIXED_SHARE", "MIXED_SMOOTHIN
 #: Temperature of the per-cell softmax over standardised candidate t-values (a priori).
 SUPPORT_TEMPERATURE = 1.0
 #: ``(a, b, d)`` of the per-cell confidence map (leave-one-dataset-out, docs/knowledge.md).
-CELL_CALIBRATION: tuple[float, float, float] = (1.355, 2.011, 0.0)
+CELL_CALIBRATION: tuple[float, float, float] = (-0.396, 5.046, 0.0)
 #: Steps of neighbour averaging of the per-cell scores before the mixed-group vote.
 MIXED_SMOOTHING_STEPS = 2
 #: Share of a group's cells each of two unrelated families needs for a mixed flag.

@@ -143,8 +143,8 @@ class KnowledgeParams:
     support_k: float = 2.0
     tissue_penalty: float = 0.5
     tissue_boost: float = 1.0
-    sharpness: float = 12.0
-    decision_credit: float = 0.4
+    sharpness: float = 6.0
+    decision_credit: float = 0.5
     tie_tolerance: float = 0.01
     posterior_size: int = 25
     null_lists: int = 200
@@ -152,9 +152,9 @@ class KnowledgeParams:
     null_seed: int = 0
     unknown_quantile: float = 0.1
     min_matched: int = 2
-    calibration: tuple[float, float, float] = (-0.123, 0.209, 0.07)
+    calibration: tuple[float, float, float] = (0.197, 0.612, 0.049)
     top_k: int = 5
-    expression_weight: float = 2.0
+    expression_weight: float = 4.0
     expression_sharpness: float = 0.5
     hierarchy: bool = True
 
