@@ -48,7 +48,7 @@ over cells (cell-weighted, :func:`llm4cell.metrics.summarize`):
 * per truth label: cells, the labels llm4cell gave with their shares, agreement (and the
   best cellconsensus level's);
 * per group llm4cell annotated: label, confidence, the truth labels inside, agreement and
-  the group's top markers (from ``uns['llm4cell'][key]['groups']``);
+  the group's top markers and its mixed flag (from ``uns['llm4cell'][key]['groups']``);
 * agreement split by obs metadata that is a state, not a type (``condition``: Kang's
   interferon-beta stimulation; ``tissue_state``: tumour-bearing or healthy lung; ``phase``);
 * the state column ``obs['llm4cell_state']``, picked up automatically once annotate
@@ -324,6 +324,7 @@ def per_group(adata: ad.AnnData, pred: Prediction,
             "agreement": float(scores["agreement"][mask].mean()),
             "top markers": ", ".join(markers[:10]),
             "next candidate": str(gi.get("candidate_2", "")),
+            "mixed": "" if pd.isna(gi.get("mixed", "")) else str(gi.get("mixed", "")),
         })
     return rows
 
