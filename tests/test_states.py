@@ -143,8 +143,9 @@ def test_state_column_names_the_planted_programs():
     state = adata.obs["llm4cell_state"]
     assert isinstance(state.dtype, pd.CategoricalDtype)
     truth = adata.obs["truth"].astype(str)
-    assert (state[truth == "B"] == "interferon-stimulated").all()
-    assert (state[truth == "NK"] == "").all()
+    # per cell: the planted cells carry their program; a few background cells may cross
+    assert (state[truth == "B"].astype(str).str.contains("interferon")).mean() >= 0.95
+    assert (state[truth == "NK"] == "").mean() >= 0.9
     scores = adata.obsm["llm4cell_states"]
     assert isinstance(scores, pd.DataFrame)
     assert list(scores.columns[:2]) == ["cycling", "interferon-stimulated"]
@@ -175,3 +176,23 @@ def test_mitochondrial_state_uses_the_fraction_of_expression():
     assert all(res.states[g] == "" for g in ("B", "T", "NK", "Hep"))
     frac = res.state_scores["mitochondrial"]
     assert 0 <= frac.min() and frac.max() < 1
+
+
+def test_states_are_called_per_cell_within_a_mixed_group():
+    """Half of the B cells carry the interferon program: the state column names those
+    cells, not the resting half (the group-level call sees only the median cell)."""
+    adata = _with_programs(_planted(), {"B": ISGS})
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    b_rows = np.flatnonzero(truth == "B")
+    resting = b_rows[::2]
+    X = adata.X.tolil()
+    isg_cols = [adata.var_names.get_loc(g) for g in ISGS]
+    for c in isg_cols:
+        X[resting, c] = 0
+    adata.X = X.tocsr()
+    llm4cell.annotate(adata, groupby="truth")
+    state = adata.obs["llm4cell_state"].astype(str).to_numpy()
+    stimulated = np.setdiff1d(b_rows, resting)
+    assert np.mean([("interferon" in s) for s in state[stimulated]]) >= 0.9
+    assert np.mean([("interferon" in s) for s in state[resting]]) <= 0.1
+    assert not any("interferon" in s for s in state[truth == "NK"])

@@ -32,7 +32,7 @@ from ._checks import check_groupby, check_params
 from ._keys import DEFAULT_KEY, check_free_columns
 from ._provenance import build_provenance
 from ._result import AnnotationResult
-from ._states import STATE_RULE, call_states, score_states
+from ._states import STATE_RULE, call_cell_states, call_states, score_states
 
 if TYPE_CHECKING:
     from ..llm import LLMOptions
@@ -242,6 +242,7 @@ def run_annotation(
         with stages.stage("Scoring cell states"):
             state_scores = score_states(expr.adata, random_state=random_state)
             states = call_states(state_scores, groups, species=species)
+            cell_states = call_cell_states(state_scores, groups, species=species)
         with stages.stage(f"Annotating {len(queries)} groups ({annotator.name})") as tick:
             annotations = _answer(annotator, queries, progress if callable(progress) else tick)
             if callable(progress):  # also when the backend reports no progress of its own
@@ -268,6 +269,7 @@ def run_annotation(
         markers=markers, annotations=annotations, provenance=provenance,
         states={g: states.get(g, "") for g in annotations}, state_scores=state_scores,
         cell_scores=cell_scores, cell_confidence=cell_conf, mixed=mixed,
+        cell_states=cell_states,
         levels={g: kb.levels.of(a.ontology_id) for g, a in annotations.items()}
         if kb.levels is not None else {},
     )
@@ -356,15 +358,21 @@ def annotate(
     ``adata.obs[key_added + "_ontology_id"]``
         Cell Ontology ID per cell (categorical; missing for ``"unknown"``).
     ``adata.obs[key_added + "_confidence"]``
-        Confidence in [0, 1] per cell (that of its group).
+        Confidence in [0, 1] per cell (knowledge engine: the per-cell map of
+        ``docs/knowledge.md``; LLM backends: their group's).
+    ``adata.obs[key_added + "_lineage"]``, ``adata.obs[key_added + "_type"]``
+        Lineage and type family of the label (categorical; ``""`` when it spans several).
     ``adata.obs[key_added + "_state"]``
-        Cell states of the cell's group (categorical: ``"cycling"``,
+        Cell states of the cell itself (categorical: ``"cycling"``,
         ``"interferon-stimulated"``, ``"stress"``, ``"haemoglobin"``, ``"ribosomal"``,
         ``"mitochondrial"``, several joined by ``"; "``, or ``""``); state genes never
         count as evidence for a type.
     ``adata.obsm[key_added + "_states"]``
         Per-cell program scores (DataFrame, one column per program; NaN when the data
         holds too few of its genes).
+    ``adata.obsm[key_added + "_scores"]``
+        Per-cell scores (ulm t-values) of the candidate types (DataFrame, CL IDs as
+        columns; their names in the provenance's ``score_names``).
     ``adata.obs[key_added + "_cluster"]``
         Leiden cluster per cell, only when ``groupby`` is None.
     ``adata.uns["llm4cell"][key_added]``

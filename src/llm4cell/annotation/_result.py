@@ -84,6 +84,9 @@ class AnnotationResult:
         families and their shares of cells, by group id.
     levels
         Lineage and type family of every group's label, by group id.
+    cell_states
+        Cell states of every cell (index: ``obs_names``), or None (then each cell has its
+        group's).
     """
 
     key_added: str
@@ -99,6 +102,7 @@ class AnnotationResult:
     cell_confidence: np.ndarray | None = None
     mixed: dict[str, str] = field(default_factory=dict)
     levels: dict[str, TermLevels] = field(default_factory=dict)
+    cell_states: pd.Series | None = None
     # The working expression of the run (log-normalised AnnData), for the report.
     _expr: Expression | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -170,7 +174,10 @@ class AnnotationResult:
             conf = pd.Series(self.cell_confidence, index=groups.index)
         else:
             conf = groups.map(lambda g: ann[g].confidence if g in ann else 0.0)
-        state = groups.map(lambda g: self.states.get(g, "") if g in ann else "")
+        if self.cell_states is not None:
+            state = pd.Series(self.cell_states.to_numpy(), index=groups.index)
+        else:
+            state = groups.map(lambda g: self.states.get(g, "") if g in ann else "")
         return pd.DataFrame({"label": label, "ontology_id": onto, "lineage": lineage,
                              "type": family, "confidence": conf, "state": state})
 
@@ -206,7 +213,8 @@ class AnnotationResult:
 
         Writes ``obs[key]`` (categorical label), ``obs[key + '_ontology_id']``
         (categorical CL ID, missing for "unknown"), ``obs[key + '_confidence']`` (float),
-        ``obs[key + '_state']`` (categorical cell states of the group, ``""`` for none),
+        ``obs[key + '_lineage']`` and ``obs[key + '_type']`` (the label's levels),
+        ``obs[key + '_state']`` (categorical cell states of each cell, ``""`` for none),
         the per-cell program scores to ``obsm[key + '_states']`` (a DataFrame),
         the groups to ``obs[key + '_cluster']`` when llm4cell computed them, and the
         provenance record with per-group evidence and candidates to

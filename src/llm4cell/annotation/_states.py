@@ -25,6 +25,14 @@ than :data:`MITO_MADS` (3) median absolute deviations (the outlier rule of Heumo
 Osorio & Cai 2021 (Bioinformatics 37:963): 10% in human, 5% in mouse
 (:data:`MITO_FRACTION`). On a gene subset (a data set that kept only some genes) the
 fraction is over the genes kept.
+
+Each cell is also called on its own (:func:`call_cell_states`): a program is called for a
+cell whose score reaches the same level (the reference plus :data:`MIN_LIFT`; for the
+mitochondrial fraction, the same floor) and is an outlier among the resting cells (the
+cells of the groups at or below the reference): above their median by :data:`CELL_MADS`
+(3) scaled median absolute deviations, the convention used for the mitochondrial
+fraction. So the interferon-stimulated half of a group that mixes stimulated and resting
+cells is named cell by cell.
 """
 
 from __future__ import annotations
@@ -39,8 +47,8 @@ from scipy import sparse
 from .._states import PROGRAMS, program_genes
 from ..genes import state_gene_program
 
-__all__ = ["MIN_LIFT", "MIN_PROGRAM_GENES", "MITO_FRACTION", "MITO_MADS", "REFERENCE_QUANTILE",
-           "STATE_RULE", "call_states", "score_states"]
+__all__ = ["CELL_MADS", "MIN_LIFT", "MIN_PROGRAM_GENES", "MITO_FRACTION", "MITO_MADS",
+           "REFERENCE_QUANTILE", "STATE_RULE", "call_cell_states", "call_states", "score_states"]
 
 #: A program needs this many of its genes in the data to be scored.
 MIN_PROGRAM_GENES = 3
@@ -53,6 +61,9 @@ REFERENCE_QUANTILE = 0.25
 MITO_FRACTION: dict[str, float] = {"human": 0.10, "mouse": 0.05}
 #: ... and by this many median absolute deviations above the data set's median cell.
 MITO_MADS = 3.0
+#: A cell is called when its score is also this many scaled MADs above the resting cells'
+#: median (the outlier rule of Heumos et al. 2023, as for the mitochondrial fraction).
+CELL_MADS = 3.0
 #: The rule, as recorded in the provenance.
 STATE_RULE = (
     f"sc.tl.score_genes per program (cycling: max of S and G2M); called when a group's "
@@ -60,7 +71,8 @@ STATE_RULE = (
     f">= {MIN_LIFT} (programs with >= {MIN_PROGRAM_GENES} genes in the data); "
     f"mitochondrial: fraction of expression, called when a group's median exceeds the "
     f"cells' median + {MITO_MADS:g} MAD and {MITO_FRACTION['human']:.0%} (human) / "
-    f"{MITO_FRACTION['mouse']:.0%} (mouse)"
+    f"{MITO_FRACTION['mouse']:.0%} (mouse); per cell: the same level, and >= the resting "
+    f"cells' median + {CELL_MADS:g} scaled MAD"
 )
 
 
@@ -126,13 +138,10 @@ def score_states(work: ad.AnnData, *, random_state: int = 0) -> pd.DataFrame:
     return out
 
 
-def call_states(scores: pd.DataFrame, groups: pd.Series, *,
-                species: str = "human") -> dict[str, str]:
-    """The state of every group: the programs called for it (rule in the module
-    docstring), joined by ``"; "`` in program order, or ``""``."""
-    keys = groups.astype(object).to_numpy()
-    medians = scores.groupby(keys, sort=False).median()
-    called: dict[str, list[str]] = {str(g): [] for g in medians.index}
+def _thresholds(scores: pd.DataFrame, medians: pd.DataFrame, species: str
+                ) -> dict[str, float]:
+    """The level above which a program is called (group median or cell), per program."""
+    out: dict[str, float] = {}
     for name in scores.columns:
         col = medians[name].dropna()
         if name == "mitochondrial":
@@ -141,14 +150,74 @@ def call_states(scores: pd.DataFrame, groups: pd.Series, *,
                 continue
             centre = float(np.median(cells))
             mad = float(np.median(np.abs(cells - centre)))
-            floor = max(MITO_FRACTION.get(species, 0.10), centre + MITO_MADS * mad)
-            for g in col.index[col.to_numpy() > floor]:
-                called[str(g)].append(name)
+            out[name] = max(MITO_FRACTION.get(species, 0.10), centre + MITO_MADS * mad)
             continue
         if len(col) < 2:
             continue
-        reference = float(np.quantile(col.to_numpy(), REFERENCE_QUANTILE))
-        for g, m in col.items():
-            if m - reference >= MIN_LIFT:
-                called[str(g)].append(name)
-    return {g: "; ".join(names) for g, names in called.items()}
+        out[name] = float(np.quantile(col.to_numpy(), REFERENCE_QUANTILE)) + MIN_LIFT
+    return out
+
+
+def _join(called: np.ndarray, names: list[str]) -> list[str]:
+    """Per row of a (rows x programs) boolean array, the called names joined by "; "."""
+    return ["; ".join(n for n, c in zip(names, row, strict=True) if c) for row in called]
+
+
+def call_states(scores: pd.DataFrame, groups: pd.Series, *,
+                species: str = "human") -> dict[str, str]:
+    """The state of every group: the programs called for it (rule in the module
+    docstring), joined by ``"; "`` in program order, or ``""``."""
+    keys = groups.astype(object).to_numpy()
+    medians = scores.groupby(keys, sort=False).median()
+    level = _thresholds(scores, medians, species)
+    names = [n for n in scores.columns if n in level]
+    if not names:
+        return {str(g): "" for g in medians.index}
+    m = medians[names].to_numpy()
+    limit = np.array([level[n] for n in names])
+    with np.errstate(invalid="ignore"):
+        called = np.where(np.array([n == "mitochondrial" for n in names]),
+                          m > limit, m >= limit - 1e-12)
+    return dict(zip(map(str, medians.index), _join(called & ~np.isnan(m), names),
+                    strict=True))
+
+
+def _cell_levels(scores: pd.DataFrame, medians: pd.DataFrame, keys: np.ndarray,
+                 level: dict[str, float]) -> dict[str, float]:
+    """Per-cell levels: the group level, raised to the resting cells' median plus
+    :data:`CELL_MADS` scaled MADs (resting: cells of the groups whose median is at or below
+    the reference); the mitochondrial floor is already a cell outlier rule."""
+    out: dict[str, float] = {}
+    for name, lvl in level.items():
+        if name == "mitochondrial":
+            out[name] = lvl
+            continue
+        col = medians[name].dropna()
+        resting_groups = col.index[col <= lvl - MIN_LIFT + 1e-12]
+        rest = scores[name][np.isin(keys, resting_groups)].dropna().to_numpy()
+        if rest.size:
+            centre = float(np.median(rest))
+            mad = 1.4826 * float(np.median(np.abs(rest - centre)))
+            lvl = max(lvl, centre + CELL_MADS * mad)
+        out[name] = lvl
+    return out
+
+
+def call_cell_states(scores: pd.DataFrame, groups: pd.Series, *,
+                     species: str = "human") -> pd.Series:
+    """The state of every cell (index: the cells): the programs whose per-cell score
+    reaches the level that calls a group (:func:`call_states`) and is an outlier among
+    the resting cells (above their median by :data:`CELL_MADS` scaled MADs), joined by
+    ``"; "`` in program order, or ``""``."""
+    keys = groups.astype(object).to_numpy()
+    medians = scores.groupby(keys, sort=False).median()
+    level = _cell_levels(scores, medians, keys, _thresholds(scores, medians, species))
+    names = [n for n in scores.columns if n in level]
+    if not names:
+        return pd.Series([""] * len(scores), index=scores.index, dtype=object)
+    v = scores[names].to_numpy()
+    limit = np.array([level[n] for n in names])
+    with np.errstate(invalid="ignore"):
+        called = np.where(np.array([n == "mitochondrial" for n in names]),
+                          v > limit, v >= limit - 1e-12)
+    return pd.Series(_join(called & ~np.isnan(v), names), index=scores.index, dtype=object)
