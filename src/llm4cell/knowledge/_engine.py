@@ -134,9 +134,9 @@ class KnowledgeParams:
         + expression_weight * z(ulm)))`` beside the null pseudo-type at
         ``expression_sharpness * sharpness`` (z over the candidates scored on expression).
     hierarchy
-        Decide top-down when the knowledge base has :class:`~llm4cell.knowledge.Levels`:
-        the lineage with the most belief, then its family with the most belief, then
-        the term within that family (at least the family's head).
+        With :class:`~llm4cell.knowledge._levels.Levels` (cellconsensus' lineages and type
+        families), answer only terms a level names or types within one family (no
+        catch-all intermediates such as "phagocyte" or "naive T cell").
     """
 
     top_genes: int = 200
@@ -521,45 +521,25 @@ class KnowledgeBase:
         best one is as good (within ``tie_tolerance``), the evidence cannot tell them
         apart and the answer is their lowest common ancestor (if it is answerable).
 
-        With levels (``hierarchy``), the decision is top-down: the lineage holding the most
-        belief, then its family holding the most, then the rule above within that family
-        (belief renormalised over its types, candidates restricted to its members; a tie
-        goes to the family's head).
+        With levels (``hierarchy``), answers and common ancestors are restricted to
+        :attr:`Levels.answerable` (terms a level names, and types within one family), so
+        a split belief gives a family or a lineage, never a catch-all intermediate; when
+        no candidate is answerable, the rule runs without the restriction.
         """
         levels = self.levels
         if levels is None or not self.params.hierarchy:
-            return self._decide_within(types, prob, None, None)
-        return self._decide_within(types, prob, levels.answerable, None)
-
-    def _family_choice(self, types: Sequence[str], prob: np.ndarray) -> str | None:
-        """The family with the most belief within the lineage with the most belief."""
-        levels = self.levels
-        assert levels is not None
-        lineage: dict[str, float] = {}
-        family: dict[str, float] = {}
-        for t, pt in zip(types, prob, strict=True):
-            lv = levels.members.get(t)
-            if lv is None:
-                continue
-            lineage[lv[0]] = lineage.get(lv[0], 0.0) + float(pt)
-            family[lv] = family.get(lv, 0.0) + float(pt)  # type: ignore[index]
-        if not lineage:
-            return None
-        best_lineage = max(sorted(lineage), key=lambda k: lineage[k])
-        within = {lv: m for lv, m in family.items() if lv[0] == best_lineage}  # type: ignore[index]
-        return max(sorted(within), key=lambda k: within[k])[1]  # type: ignore[index]
+            return self._decide_within(types, prob, None)
+        return self._decide_within(types, prob, levels.answerable)
 
     def _decide_within(self, types: Sequence[str], prob: np.ndarray,
-                       allowed: frozenset[str] | None, head: str | None) -> tuple[str, bool]:
-        """:meth:`_decide` over ``types`` with answers restricted to ``allowed`` (and
-        ``head``, which also settles ties) when given."""
+                       allowed: frozenset[str] | None) -> tuple[str, bool]:
+        """:meth:`_decide` over ``types`` with answers restricted to ``allowed`` when
+        given."""
         candidates: set[str] = set()
         for t in types[: self.params.top_k]:
             candidates |= self._lineage(t)
         if allowed is not None:
-            kept = {a for a in candidates if a in allowed or a == head}
-            if head is not None:
-                kept.add(head)
+            kept = {a for a in candidates if a in allowed}
             if not kept:  # nothing answerable above the best types: decide without levels
                 allowed = None
             else:
@@ -577,10 +557,10 @@ class KnowledgeBase:
         for a in rivals:
             common &= self._lineage(a)
         if allowed is not None:
-            common = {a for a in common if a in allowed or a == head}
+            common = {a for a in common if a in allowed}
         lowest = onto.most_specific(common)
         if not lowest:
-            return (head, True) if head is not None else (best, False)
+            return best, False
         return max(lowest, key=lambda t: (value.get(t, 0.0), onto.depth(t), t)), True
 
     def calibrate(self, expected: float, coverage: float = 1.0) -> float:

@@ -8,16 +8,17 @@ of every cell type it knows (``cl_to_meta.json``: 15 lineages such as "T cell",
 "CD8+ T cell", "monocyte", "dendritic cell"), shipped with the marker database the
 engine reads. Nothing here is written per data set or per label.
 
-Each level has a *head*: the member term that is an ancestor (or self) of the largest
-number of the level's members (ties: fewer ancestors, then the ID), e.g. "monocyte" for
-the monocyte family and "CD4-positive, alpha-beta T cell" for the CD4+ T family. The
-engine answers at least the head of the family it decides on (see
-:meth:`KnowledgeBase._decide`), and the annotation writes the lineage and family names
-as columns.
+A level *names* a term when its display name matches one in the ontology with a score of
+at least :data:`NAME_MATCH` ("T cell", "monocyte", "CD4+ T cell" -> "CD4-positive,
+alpha-beta T cell"; not "B cell / plasma cell" or "other ..." levels). Each level also has
+a *head*: the member term that is an ancestor (or self) of the largest number of the
+level's members (ties: fewer ancestors, then the ID), used where a level names no term.
 
-A term outside the curated set (an ancestor the engine answered, such as "leukocyte",
-or an LLM's answer) gets the level its curated descendants share, or none when they
-span several.
+The engine answers only :attr:`Levels.answerable` terms (named terms, and curated types
+whose curated descendants lie in one family; see :meth:`KnowledgeBase._decide`), and the
+annotation writes the lineage and family names as columns. Any other term (an LLM's
+answer such as "leukocyte") gets the levels its curated descendants share, or none when
+they span several.
 """
 
 from __future__ import annotations
