@@ -10,9 +10,9 @@ engine types; :func:`llm4cell.knowledge._expression.group_expression_scores`). F
   ancestors and descendants, and the types of its family
   (:class:`~llm4cell.knowledge.Levels`);
 * **per-cell confidence**: ``sigmoid(a + b logit(group confidence) + d logit(support))``
-  with ``(a, b, d) = CELL_CALIBRATION``, chosen leave-one-dataset-out on real data
-  (``docs/knowledge.md``); used for the knowledge engine's answers only (an LLM's stated
-  confidence is copied to its cells unchanged);
+  (at most ``MAX_CONFIDENCE``) with ``(a, b, d) = CELL_CALIBRATION``, chosen
+  leave-one-dataset-out on real data (``docs/knowledge.md``); used for the knowledge
+  engine's answers only (an LLM's stated confidence is copied to its cells unchanged);
 * **mixed groups**: each cell's best candidate type, after ``MIXED_SMOOTHING_STEPS``
   steps of averaging its scores over its neighbours in the k-NN graph (needs the graph
   of llm4cell's own clustering; without it no group is flagged, as per-cell argmaxes
@@ -35,14 +35,16 @@ if TYPE_CHECKING:
     from .._records import Annotation
     from ..knowledge._engine import KnowledgeBase
 
-__all__ = ["CELL_CALIBRATION", "MIXED_MIN_CELLS", "MIXED_SHARE", "MIXED_SMOOTHING_STEPS",
-           "SUPPORT_TEMPERATURE", "best_families", "cell_confidence", "cell_support",
-           "mixed_groups", "smooth"]
+__all__ = ["CELL_CALIBRATION", "MAX_CONFIDENCE", "MIXED_MIN_CELLS", "MIXED_SHARE",
+           "MIXED_SMOOTHING_STEPS", "SUPPORT_TEMPERATURE", "best_families",
+           "cell_confidence", "cell_support", "mixed_groups", "smooth"]
 
 #: Temperature of the per-cell softmax over standardised candidate t-values (a priori).
 SUPPORT_TEMPERATURE = 1.0
 #: ``(a, b, d)`` of the per-cell confidence map (leave-one-dataset-out, docs/knowledge.md).
 CELL_CALIBRATION: tuple[float, float, float] = (-0.396, 5.046, 0.0)
+#: No answer from expression and markers is certain: the per-cell map stops here.
+MAX_CONFIDENCE = 0.99
 #: Steps of neighbour averaging of the per-cell scores before the mixed-group vote.
 MIXED_SMOOTHING_STEPS = 2
 #: Share of a group's cells each of two unrelated families needs for a mixed flag.
@@ -104,12 +106,13 @@ def _logit(v: np.ndarray) -> np.ndarray:
 def cell_confidence(group_confidence: np.ndarray, support: np.ndarray,
                     calibration: tuple[float, float, float] = CELL_CALIBRATION
                     ) -> np.ndarray:
-    """``sigmoid(a + b logit(group confidence) + d logit(support))``; where the support is
-    NaN the support term is left out; a group confidence of 0 ("unknown") stays 0."""
+    """``sigmoid(a + b logit(group confidence) + d logit(support))``, at most
+    :data:`MAX_CONFIDENCE`; where the support is NaN the support term is left out; a group
+    confidence of 0 ("unknown") stays 0."""
     a, b, d = calibration
     sup = np.where(np.isfinite(support), support, 0.5)
     z = a + b * _logit(group_confidence) + d * _logit(sup)
-    out = 1.0 / (1.0 + np.exp(-z))
+    out = np.minimum(1.0 / (1.0 + np.exp(-z)), MAX_CONFIDENCE)
     return np.where(group_confidence > 0, out, 0.0)
 
 
