@@ -510,6 +510,12 @@ def stage_rows(sc_rec: dict[str, Any], ll_rec: dict[str, Any]) -> list[tuple[str
         ("llm4cell: marker tables (filters, pts lookup)", None,
          rank - inside.get("rank_genes_groups", 0.0)),
         ("llm4cell: knowledge engine (all groups)", None, annot),
+        *[(f"llm4cell: {name[0].lower()}{name[1:]}", None, secs)
+          for name, secs in ll_rec["stages"].items()
+          if not name.startswith(("Preparing", "Clustering", "Ranking", "Annotating"))],
+        ("llm4cell: knowledge step (engine, expression evidence, per-cell evidence)", None,
+         annot + sum(secs for name, secs in ll_rec["stages"].items()
+                     if name.startswith(("Scoring expression", "Per-cell")))),
         ("llm4cell: queries, provenance (rest of `run_annotation`)", None,
          ll_rec["run_annotation"] - stages_sum),
         ("llm4cell: `to_adata`", None, ll_rec["to_adata"]),

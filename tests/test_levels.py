@@ -107,3 +107,14 @@ def test_annotate_writes_levels_scores_and_flags(pbmc_levels):
     for g, row in table.iterrows():
         cells = obs.loc[obs["llm4cell_cluster"].astype(str) == g, "llm4cell_confidence"]
         assert abs(float(cells.mean()) - row["confidence"]) < 1e-3
+
+
+def test_family_scores_take_the_best_type_of_each_family(kb):
+    from llm4cell.annotation._cells import family_scores
+
+    ids = ["CL:0000860", "CL:0000875", "CL:0000236", "CL:9999999"]  # 2 monocytes, B, none
+    s = np.array([[1.0, 3.0, 2.0, 0.5], [np.nan, np.nan, 1.0, np.nan]])
+    fam, keys = family_scores(kb, s, ids)
+    assert keys[:2] == ["monocyte", "b_cell"] and keys[2] == "CL:9999999"
+    np.testing.assert_allclose(fam[0], [3.0, 2.0, 0.5])
+    assert np.isnan(fam[1, 0]) and fam[1, 1] == 1.0

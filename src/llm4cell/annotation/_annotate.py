@@ -27,7 +27,13 @@ from ..knowledge._expression import group_expression_scores
 from ..preprocess._cluster import check_can_cluster, cluster
 from ..preprocess._expression import Expression, prepare_expression
 from ..preprocess._markers import rank_markers
-from ._cells import best_families, cell_confidence, cell_support, mixed_groups, smooth
+from ._cells import (
+    CELL_CALIBRATION,
+    cell_confidence,
+    cell_support,
+    mixed_groups,
+    smoothed_families,
+)
 from ._checks import check_groupby, check_params
 from ._keys import DEFAULT_KEY, check_free_columns
 from ._provenance import build_provenance
@@ -151,7 +157,9 @@ def _per_cell(kb: KnowledgeBase, scores: pd.DataFrame | None, groups: pd.Series,
     engine = obj.map(lambda g: g in annotations and annotations[g].backend == "knowledge")
     values = scores.to_numpy()
     ids = list(scores.columns)
-    support = cell_support(kb, values, ids, label.tolist())
+    # the support enters the map only with a support weight (d = 0 now: not computed)
+    support = (cell_support(kb, values, ids, label.tolist()) if CELL_CALIBRATION[2]
+               else np.full(len(label), np.nan))
     group_conf = conf.to_numpy(dtype=np.float64)
     per_cell = np.round(np.where(engine.to_numpy(dtype=bool),
                                  cell_confidence(group_conf, support), group_conf), 4)
@@ -164,8 +172,8 @@ def _per_cell(kb: KnowledgeBase, scores: pd.DataFrame | None, groups: pd.Series,
                     update={"confidence": round(float(per_cell[inside].mean()), 4)})
     mixed: dict[str, str] = {}
     if graph is not None:
-        smoothed = smooth(values, graph)
-        mixed = mixed_groups(kb, best_families(kb, smoothed, ids), groups, annotations)
+        mixed = mixed_groups(kb, smoothed_families(kb, values, ids, graph), groups,
+                             annotations)
     return per_cell, mixed
 
 

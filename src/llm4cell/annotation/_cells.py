@@ -13,10 +13,10 @@ engine types; :func:`llm4cell.knowledge._expression.group_expression_scores`). F
   (at most ``MAX_CONFIDENCE``) with ``(a, b, d) = CELL_CALIBRATION``, chosen
   leave-one-dataset-out on real data (``docs/knowledge.md``); used for the knowledge
   engine's answers only (an LLM's stated confidence is copied to its cells unchanged);
-* **mixed groups**: each cell's best candidate type, after ``MIXED_SMOOTHING_STEPS``
-  steps of averaging its scores over its neighbours in the k-NN graph (needs the graph
-  of llm4cell's own clustering; without it no group is flagged, as per-cell argmaxes
-  alone are too noisy), gives it a family; a group is flagged
+* **mixed groups**: each cell's family scores (the best candidate type of each family),
+  after ``MIXED_SMOOTHING_STEPS`` steps of averaging over its neighbours in the k-NN graph
+  (needs the graph of llm4cell's own clustering; without it no group is flagged, as
+  per-cell argmaxes alone are too noisy), give it a family; a group is flagged
   when two families whose head terms are unrelated in the Cell Ontology each hold at least
   ``MIXED_SHARE`` of its cells (and ``MIXED_MIN_CELLS`` cells).
 """
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CELL_CALIBRATION", "MAX_CONFIDENCE", "MIXED_MIN_CELLS", "MIXED_SHARE",
            "MIXED_SMOOTHING_STEPS", "SUPPORT_TEMPERATURE", "best_families",
-           "cell_confidence", "cell_support", "mixed_groups", "smooth"]
+           "cell_confidence", "cell_support", "family_scores", "mixed_groups", "smooth",
+           "smoothed_families"]
 
 #: Temperature of the per-cell softmax over standardised candidate t-values (a priori).
 SUPPORT_TEMPERATURE = 1.0
@@ -116,13 +117,37 @@ def cell_confidence(group_confidence: np.ndarray, support: np.ndarray,
     return np.where(group_confidence > 0, out, 0.0)
 
 
+def family_scores(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str]
+                  ) -> tuple[np.ndarray, list[str]]:
+    """Per cell and family, the best score of the family's candidate types (a type
+    without levels is its own family, keyed by its CL ID); unscored types count as -inf,
+    a family without a scored type as NaN. Returns the (cells x families) array and the
+    family keys."""
+    keys: list[str] = []
+    index: dict[str, int] = {}
+    col_family = np.empty(len(type_ids), dtype=np.int64)
+    for j, t in enumerate(type_ids):
+        key = (kb.levels.family_of(t) if kb.levels is not None else "") or t
+        col_family[j] = index.setdefault(key, len(keys))
+        if col_family[j] == len(keys):
+            keys.append(key)
+    out = np.full((scores.shape[0], len(keys)), -np.inf, dtype=np.float32)
+    finite = np.where(np.isfinite(scores), scores, -np.inf).astype(np.float32)
+    for f in range(len(keys)):
+        cols = np.flatnonzero(col_family == f)
+        out[:, f] = finite[:, cols].max(axis=1)
+    out[~np.isfinite(out)] = np.nan
+    return out, keys
+
+
 def smooth(scores: np.ndarray, graph: sparse.spmatrix,
            steps: int = MIXED_SMOOTHING_STEPS) -> np.ndarray:
     """``steps`` rounds of averaging each cell's scores with its neighbours' (weights: the
-    graph's connectivities, the cell itself weight 1; unscored types count as 0)."""
-    G = sparse.csr_matrix(graph) + sparse.identity(graph.shape[0], format="csr")
-    norm = np.asarray(G.sum(axis=1)).ravel()[:, None]
-    out = np.where(np.isfinite(scores), scores, 0.0).astype(np.float64)
+    graph's connectivities, the cell itself weight 1; unscored values count as 0)."""
+    G = sparse.csr_matrix(graph, dtype=np.float32) + sparse.identity(
+        graph.shape[0], format="csr", dtype=np.float32)
+    norm = np.asarray(G.sum(axis=1), dtype=np.float32).ravel()[:, None]
+    out = np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
     for _ in range(steps):
         out = np.asarray(G @ out) / norm
     return out
@@ -132,14 +157,24 @@ def best_families(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str]
                   ) -> np.ndarray:
     """Each cell's best candidate type's family key (its CL ID without levels; "" when no
     candidate is scored)."""
-    finite = np.isfinite(scores).any(axis=1)
-    best = np.argmax(np.where(np.isfinite(scores), scores, -np.inf), axis=1)
-    fam = []
-    for j in type_ids:
-        key = kb.levels.family_of(j) if kb.levels is not None else ""
-        fam.append(key or j)
-    fam_arr = np.array(fam, dtype=object)
-    return np.where(finite, fam_arr[best] if len(fam_arr) else "", "")
+    fam, keys = family_scores(kb, scores, type_ids)
+    return _argmax_keys(fam, keys)
+
+
+def _argmax_keys(values: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    finite = np.isfinite(values).any(axis=1)
+    if not len(keys):
+        return np.full(values.shape[0], "", dtype=object)
+    best = np.argmax(np.where(np.isfinite(values), values, -np.inf), axis=1)
+    return np.where(finite, np.array(keys, dtype=object)[best], "")
+
+
+def smoothed_families(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str],
+                      graph: sparse.spmatrix) -> np.ndarray:
+    """Each cell's best family after :func:`smooth` of the family scores (the best type of
+    each family) over the k-NN graph."""
+    fam, keys = family_scores(kb, scores, type_ids)
+    return _argmax_keys(smooth(fam, graph), keys)
 
 
 def _family_term(kb: KnowledgeBase, family: str) -> str:
