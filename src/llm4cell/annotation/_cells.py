@@ -13,10 +13,10 @@ engine types; :func:`llm4cell.knowledge._expression.group_expression_scores`). F
   (at most ``MAX_CONFIDENCE``) with ``(a, b, d) = CELL_CALIBRATION``, chosen
   leave-one-dataset-out on real data (``docs/knowledge.md``); used for the knowledge
   engine's answers only (an LLM's stated confidence is copied to its cells unchanged);
-* **mixed groups**: each cell's family scores (the best candidate type of each family),
-  after ``MIXED_SMOOTHING_STEPS`` steps of averaging over its neighbours in the k-NN graph
-  (needs the graph of llm4cell's own clustering; without it no group is flagged, as
-  per-cell argmaxes alone are too noisy), give it a family; a group is flagged
+* **mixed groups**: each cell's best candidate type, after ``MIXED_SMOOTHING_STEPS``
+  steps of averaging its scores over its neighbours in the k-NN graph (needs the graph
+  of llm4cell's own clustering; without it no group is flagged, as per-cell argmaxes
+  alone are too noisy), gives it a family; a group is flagged
   when two families whose head terms are unrelated in the Cell Ontology each hold at least
   ``MIXED_SHARE`` of its cells (and ``MIXED_MIN_CELLS`` cells).
 """
@@ -171,10 +171,10 @@ def _argmax_keys(values: np.ndarray, keys: Sequence[str]) -> np.ndarray:
 
 def smoothed_families(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str],
                       graph: sparse.spmatrix) -> np.ndarray:
-    """Each cell's best family after :func:`smooth` of the family scores (the best type of
-    each family) over the k-NN graph."""
-    fam, keys = family_scores(kb, scores, type_ids)
-    return _argmax_keys(smooth(fam, graph), keys)
+    """Each cell's best candidate type's family after :func:`smooth` of the type scores
+    over the k-NN graph. (Smoothing the families' best-type scores instead was measured
+    and rejected: a family with many types wins by the maximum of many noisy scores.)"""
+    return best_families(kb, smooth(scores, graph), type_ids)
 
 
 def _family_term(kb: KnowledgeBase, family: str) -> str:
