@@ -118,3 +118,14 @@ def test_family_scores_take_the_best_type_of_each_family(kb):
     assert keys[:2] == ["monocyte", "b_cell"] and keys[2] == "CL:9999999"
     np.testing.assert_allclose(fam[0], [3.0, 2.0, 0.5])
     assert np.isnan(fam[1, 0]) and fam[1, 1] == 1.0
+
+
+def test_vote_sample_caps_each_group():
+    from llm4cell.annotation._cells import vote_sample
+
+    groups = pd.Series(["a"] * 50 + ["b"] * 5 + [None] * 3)
+    rows = vote_sample(groups, per_group=20, seed=0)
+    picked = groups.iloc[rows]
+    assert (picked == "a").sum() == 20 and (picked == "b").sum() == 5
+    assert picked.notna().all() and len(set(rows)) == len(rows)
+    assert np.array_equal(rows, vote_sample(groups, per_group=20, seed=0))  # seeded

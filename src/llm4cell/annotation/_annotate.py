@@ -33,6 +33,7 @@ from ._cells import (
     cell_support,
     mixed_groups,
     smoothed_families,
+    vote_sample,
 )
 from ._checks import check_groupby, check_params
 from ._keys import DEFAULT_KEY, check_free_columns
@@ -152,9 +153,10 @@ def _per_cell(kb: KnowledgeBase, scores: pd.DataFrame | None, groups: pd.Series,
     if scores is None:
         return None, {}
     obj = groups.astype(object)
-    label = obj.map(lambda g: annotations[g].ontology_id if g in annotations else None)
-    conf = obj.map(lambda g: annotations[g].confidence if g in annotations else 0.0)
-    engine = obj.map(lambda g: g in annotations and annotations[g].backend == "knowledge")
+    label = obj.map({g: a.ontology_id for g, a in annotations.items()})
+    conf = obj.map({g: a.confidence for g, a in annotations.items()}).fillna(0.0)
+    engine = obj.map({g: a.backend == "knowledge" for g, a in annotations.items()}
+                     ).fillna(False).astype(bool)
     values = scores.to_numpy()
     ids = list(scores.columns)
     # the support enters the map only with a support weight (d = 0 now: not computed)
@@ -172,8 +174,9 @@ def _per_cell(kb: KnowledgeBase, scores: pd.DataFrame | None, groups: pd.Series,
                     update={"confidence": round(float(per_cell[inside].mean()), 4)})
     mixed: dict[str, str] = {}
     if graph is not None:
-        mixed = mixed_groups(kb, smoothed_families(kb, values, ids, graph), groups,
-                             annotations)
+        rows = vote_sample(groups)
+        mixed = mixed_groups(kb, smoothed_families(kb, values, ids, graph, rows),
+                             groups.iloc[rows], annotations)
     return per_cell, mixed
 
 

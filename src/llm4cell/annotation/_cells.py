@@ -16,7 +16,8 @@ engine types; :func:`llm4cell.knowledge._expression.group_expression_scores`). F
 * **mixed groups**: each cell's best candidate type, after ``MIXED_SMOOTHING_STEPS``
   steps of averaging its scores over its neighbours in the k-NN graph (needs the graph
   of llm4cell's own clustering; without it no group is flagged, as per-cell argmaxes
-  alone are too noisy), gives it a family; a group is flagged
+  alone are too noisy), gives it a family (at most ``MIXED_MAX_CELLS`` seeded cells per
+  group vote); a group is flagged
   when two families whose head terms are unrelated in the Cell Ontology each hold at least
   ``MIXED_SHARE`` of its cells (and ``MIXED_MIN_CELLS`` cells).
 """
@@ -35,10 +36,11 @@ if TYPE_CHECKING:
     from .._records import Annotation
     from ..knowledge._engine import KnowledgeBase
 
-__all__ = ["CELL_CALIBRATION", "MAX_CONFIDENCE", "MIXED_MIN_CELLS", "MIXED_SHARE",
+__all__ = ["CELL_CALIBRATION", "MAX_CONFIDENCE", "MIXED_MAX_CELLS", "MIXED_MIN_CELLS",
+           "MIXED_SHARE",
            "MIXED_SMOOTHING_STEPS", "SUPPORT_TEMPERATURE", "best_families",
            "cell_confidence", "cell_support", "family_scores", "mixed_groups", "smooth",
-           "smoothed_families"]
+           "smoothed_families", "vote_sample"]
 
 #: Temperature of the per-cell softmax over standardised candidate t-values (a priori).
 SUPPORT_TEMPERATURE = 1.0
@@ -48,6 +50,8 @@ CELL_CALIBRATION: tuple[float, float, float] = (-0.396, 5.046, 0.0)
 MAX_CONFIDENCE = 0.99
 #: Steps of neighbour averaging of the per-cell scores before the mixed-group vote.
 MIXED_SMOOTHING_STEPS = 2
+#: Cells per group whose (smoothed) votes decide the mixed flag (a seeded sample above it).
+MIXED_MAX_CELLS = 1000
 #: Share of a group's cells each of two unrelated families needs for a mixed flag.
 MIXED_SHARE = 0.2
 #: ... and the number of cells.
@@ -140,17 +144,27 @@ def family_scores(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str]
     return out, keys
 
 
-def smooth(scores: np.ndarray, graph: sparse.spmatrix,
-           steps: int = MIXED_SMOOTHING_STEPS) -> np.ndarray:
-    """``steps`` rounds of averaging each cell's scores with its neighbours' (weights: the
-    graph's connectivities, the cell itself weight 1; unscored values count as 0)."""
+def _transition(graph: sparse.spmatrix) -> sparse.csr_matrix:
+    """Row-normalised ``graph + I`` (the cell itself weight 1), float32."""
     G = sparse.csr_matrix(graph, dtype=np.float32) + sparse.identity(
         graph.shape[0], format="csr", dtype=np.float32)
-    norm = np.asarray(G.sum(axis=1), dtype=np.float32).ravel()[:, None]
-    out = np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
-    for _ in range(steps):
-        out = np.asarray(G @ out) / norm
-    return out
+    norm = np.asarray(G.sum(axis=1), dtype=np.float32).ravel()
+    return sparse.csr_matrix(sparse.diags(1.0 / norm) @ G, dtype=np.float32)
+
+
+def smooth(scores: np.ndarray, graph: sparse.spmatrix,
+           steps: int = MIXED_SMOOTHING_STEPS, rows: np.ndarray | None = None) -> np.ndarray:
+    """``steps`` rounds of averaging each cell's scores with its neighbours' (weights: the
+    graph's connectivities, the cell itself weight 1; unscored values count as 0), for
+    the cells ``rows`` (default: all; only their neighbourhoods are computed)."""
+    P = _transition(graph)
+    values = np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
+    if steps == 0:
+        return values if rows is None else values[rows]
+    walk = P if rows is None else P[rows]
+    for _ in range(steps - 1):
+        walk = walk @ P  # sparse: the rows' neighbourhoods only
+    return np.asarray(walk @ values)
 
 
 def best_families(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str]
@@ -170,11 +184,26 @@ def _argmax_keys(values: np.ndarray, keys: Sequence[str]) -> np.ndarray:
 
 
 def smoothed_families(kb: KnowledgeBase, scores: np.ndarray, type_ids: Sequence[str],
-                      graph: sparse.spmatrix) -> np.ndarray:
-    """Each cell's best candidate type's family after :func:`smooth` of the type scores
-    over the k-NN graph. (Smoothing the families' best-type scores instead was measured
-    and rejected: a family with many types wins by the maximum of many noisy scores.)"""
-    return best_families(kb, smooth(scores, graph), type_ids)
+                      graph: sparse.spmatrix, rows: np.ndarray | None = None) -> np.ndarray:
+    """The best candidate type's family of the cells ``rows`` (default: all) after
+    :func:`smooth` of the type scores over the k-NN graph. (Smoothing the families'
+    best-type scores instead was measured and rejected: a family with many types wins by
+    the maximum of many noisy scores.)"""
+    return best_families(kb, smooth(scores, graph, rows=rows), type_ids)
+
+
+def vote_sample(groups: pd.Series, per_group: int = MIXED_MAX_CELLS,
+                seed: int = 0) -> np.ndarray:
+    """Positions of at most ``per_group`` cells of each group (all of a smaller group),
+    drawn with a fixed seed: the cells whose votes decide the mixed flag."""
+    rng = np.random.default_rng(seed)
+    codes = pd.Categorical(groups.astype(object)).codes
+    out = []
+    for c in np.unique(codes[codes >= 0]):
+        idx = np.flatnonzero(codes == c)
+        out.append(idx if idx.size <= per_group else
+                   np.sort(rng.choice(idx, per_group, replace=False)))
+    return np.concatenate(out) if out else np.array([], dtype=np.int64)
 
 
 def _family_term(kb: KnowledgeBase, family: str) -> str:

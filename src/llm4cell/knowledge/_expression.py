@@ -50,11 +50,11 @@ def ulm(X: sparse.spmatrix | np.ndarray, W: np.ndarray, batch_size: int = 20_000
     X = sparse.csr_matrix(X)
     out = np.empty((X.shape[0], W.shape[1]), dtype=np.float32)
     for start in range(0, X.shape[0], batch_size):
-        B = X[start:start + batch_size]
-        num = np.asarray(B.astype(np.float32) @ Wc32, dtype=np.float64)
-        B = B.astype(np.float64)
-        mx = np.asarray(B.mean(axis=1)).ravel()
-        ssx = np.asarray(B.multiply(B).sum(axis=1)).ravel() - n_genes * mx**2
+        B = X[start:start + batch_size].astype(np.float32)
+        num = np.asarray(B @ Wc32, dtype=np.float64)
+        mx = np.asarray(B.sum(axis=1, dtype=np.float64)).ravel() / n_genes
+        sq = B.multiply(B)
+        ssx = np.asarray(sq.sum(axis=1, dtype=np.float64)).ravel() - n_genes * mx**2
         denom = np.sqrt(np.maximum(ssx, 1e-12)[:, None] * np.maximum(ssw, 1e-12)[None, :])
         r = np.clip(num / denom, -0.999999, 0.999999)
         out[start:start + batch_size] = r * np.sqrt((n_genes - 2) / (1 - r**2))
