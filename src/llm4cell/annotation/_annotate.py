@@ -29,6 +29,10 @@ from ..preprocess._expression import Expression, prepare_expression
 from ..preprocess._markers import rank_markers
 from ._cells import (
     CELL_CALIBRATION,
+    MIXED_MAX_CELLS,
+    MIXED_MIN_CELLS,
+    MIXED_SHARE,
+    MIXED_SMOOTHING_STEPS,
     cell_confidence,
     cell_support,
     mixed_groups,
@@ -270,6 +274,14 @@ def run_annotation(
                 "random_state": random_state},
         n_cells_without_group=int(groups.isna().sum()), timings=stages.timings,
     )
+    provenance["per_cell"] = {
+        "confidence_map": list(CELL_CALIBRATION),
+        "mixed_rule": (f"two unrelated families each >= {MIXED_SHARE:.0%} and >= "
+                       f"{MIXED_MIN_CELLS} of a group's voting cells (best type after "
+                       f"{MIXED_SMOOTHING_STEPS} k-NN smoothing steps; <= "
+                       f"{MIXED_MAX_CELLS} seeded cells per group)"),
+        "mixed_flagged": graph is not None,
+    }
     provenance["states"] = {
         "rule": STATE_RULE,
         "programs_scored": [c for c in state_scores.columns
