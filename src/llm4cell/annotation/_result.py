@@ -250,12 +250,6 @@ class AnnotationResult:
             adata.obs[f"{key}_cluster"] = self.groups.to_numpy()
         store_record(adata, key, self.uns_record(key=key))
 
-    def _label_of(self, term_id: str) -> str:
-        for c in (c for a in self.annotations.values() for c in a.candidates):
-            if c.ontology_id == term_id:
-                return c.label
-        return _ontology_label(term_id)
-
     def _check_cells(self, adata: ad.AnnData) -> None:
         if not adata.obs_names.equals(self.groups.index):
             msg = "adata's cells differ from the annotated ones; annotate this AnnData itself"
@@ -277,7 +271,7 @@ class AnnotationResult:
         if self.cell_scores is not None:
             # names of the obsm[key + "_scores"] columns (CL IDs), as scanpy keeps names
             record["score_names"] = pd.DataFrame(
-                {"label": [self._label_of(t) for t in self.cell_scores.columns]},
+                {"label": [_ontology_label(t) for t in self.cell_scores.columns]},
                 index=pd.Index([str(t) for t in self.cell_scores.columns]))
         record["groups"] = table
         return h5ad_safe(record)

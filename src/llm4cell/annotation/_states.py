@@ -158,6 +158,16 @@ def _thresholds(scores: pd.DataFrame, medians: pd.DataFrame, species: str
     return out
 
 
+def _called(values: np.ndarray, names: list[str], level: dict[str, float]) -> np.ndarray:
+    """(rows x programs) values at their program's level: above it for the mitochondrial
+    fraction, at or above it for the scores; NaN is never called."""
+    limit = np.array([level[n] for n in names])
+    with np.errstate(invalid="ignore"):
+        called = np.where(np.array([n == "mitochondrial" for n in names]),
+                          values > limit, values >= limit - 1e-12)
+    return called & ~np.isnan(values)
+
+
 def _join(called: np.ndarray, names: list[str]) -> list[str]:
     """Per row of a (rows x programs) boolean array, the called names joined by "; "."""
     return ["; ".join(n for n, c in zip(names, row, strict=True) if c) for row in called]
@@ -173,13 +183,8 @@ def call_states(scores: pd.DataFrame, groups: pd.Series, *,
     names = [n for n in scores.columns if n in level]
     if not names:
         return {str(g): "" for g in medians.index}
-    m = medians[names].to_numpy()
-    limit = np.array([level[n] for n in names])
-    with np.errstate(invalid="ignore"):
-        called = np.where(np.array([n == "mitochondrial" for n in names]),
-                          m > limit, m >= limit - 1e-12)
-    return dict(zip(map(str, medians.index), _join(called & ~np.isnan(m), names),
-                    strict=True))
+    called = _called(medians[names].to_numpy(), names, level)
+    return dict(zip(map(str, medians.index), _join(called, names), strict=True))
 
 
 def _cell_levels(scores: pd.DataFrame, medians: pd.DataFrame, keys: np.ndarray,
@@ -215,9 +220,5 @@ def call_cell_states(scores: pd.DataFrame, groups: pd.Series, *,
     names = [n for n in scores.columns if n in level]
     if not names:
         return pd.Series([""] * len(scores), index=scores.index, dtype=object)
-    v = scores[names].to_numpy()
-    limit = np.array([level[n] for n in names])
-    with np.errstate(invalid="ignore"):
-        called = np.where(np.array([n == "mitochondrial" for n in names]),
-                          v > limit, v >= limit - 1e-12)
-    return pd.Series(_join(called & ~np.isnan(v), names), index=scores.index, dtype=object)
+    called = _called(scores[names].to_numpy(), names, level)
+    return pd.Series(_join(called, names), index=scores.index, dtype=object)
