@@ -60,19 +60,26 @@ def test_annotate_attaches_expression_to_queries(planted_result):
     for q in planted_result.queries.values():
         assert q.expression, q.id
         assert all(np.isfinite(v) for _, v in q.expression)
+        # detection rates of the database genes measured in the data, in [0, 1]
+        assert q.detection, q.id
+        rates = dict(q.detection)
+        assert all(0.0 <= v <= 1.0 for v in rates.values())
+        assert "detection" not in repr(q)  # thousands of genes stay out of the repr
 
 
 def test_expression_moves_an_ambiguous_answer_towards_the_cells(planted_result):
     """Same ambiguous markers; the group's own cells decide (T cells: T; NK cells: not T).
 
     Without levels (``hierarchy=False``): the family-level decision answers "T cell" for
-    the flat belief either way, which is tested in test_levels.py."""
+    the flat belief either way, which is tested in test_levels.py. The detection rates
+    (sibling contests, test_contest.py) are left out: this is the ulm evidence alone."""
     kb = load_knowledge().with_params(hierarchy=False)
     onto = kb.ontology
 
     def answer(group: str, expression: bool) -> str | None:
         q = planted_result.queries[group].model_copy(
-            update={"genes": AMBIGUOUS, "logfoldchanges": None, "pct_in": None})
+            update={"genes": AMBIGUOUS, "logfoldchanges": None, "pct_in": None,
+                    "detection": None})
         if not expression:
             q = q.model_copy(update={"expression": None})
         return kb.annotate([q])[0].ontology_id

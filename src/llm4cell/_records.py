@@ -63,6 +63,11 @@ class MarkerQuery(_Frozen):
         ``(CL ID, mean ulm t-value)`` pairs for the candidate types (see
         ``docs/knowledge.md``, "Expression evidence"). The knowledge engine adds it to its
         score; other annotators may ignore it. Marker tables have none.
+    detection
+        Fraction of the group's cells in which each gene is detected, keyed by the
+        knowledge base's symbol, for the database genes measured in the data (a gene
+        left out was not measured). The knowledge engine's sibling contests read it
+        (``docs/knowledge.md``, "Sibling contests"); marker tables have none.
     """
 
     id: str
@@ -74,6 +79,7 @@ class MarkerQuery(_Frozen):
     pct_in: tuple[float, ...] | None = None
     n_cells: int | None = None
     expression: tuple[tuple[str, float], ...] | None = None
+    detection: tuple[tuple[str, float], ...] | None = Field(default=None, repr=False)
 
     @field_validator("id", mode="before")
     @classmethod

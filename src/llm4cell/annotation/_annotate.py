@@ -23,7 +23,7 @@ from .._records import Annotation, MarkerQuery, Progress, Species
 from ..annotators._base import Annotator, check_answers
 from ..annotators._registry import get_annotator
 from ..knowledge._engine import UNKNOWN, KnowledgeBase, load_knowledge
-from ..knowledge._expression import group_expression_scores
+from ..knowledge._expression import group_detection, group_expression_scores
 from ..preprocess._cluster import check_can_cluster, cluster
 from ..preprocess._expression import Expression, prepare_expression
 from ..preprocess._markers import rank_markers
@@ -110,7 +110,8 @@ EXPRESSION_CANDIDATES = 25
 def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: KnowledgeBase,
                      groups: pd.Series, species: Species
                      ) -> tuple[dict[str, MarkerQuery], pd.DataFrame | None]:
-    """The queries with their groups' mean ulm t-values over the candidate types, and the
+    """The queries with their groups' mean ulm t-values over the candidate types and
+    detection rates of the database genes, and the
     per-cell t-values (cells x candidate CL IDs; None without candidates).
 
     Candidates: the union of each group's :data:`EXPRESSION_CANDIDATES` best engine types.
@@ -132,11 +133,17 @@ def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: Know
         kb, expr.adata.X, expr.adata.var_names.astype(str), species, np.asarray(codes),
         len(names), types)
     ids = [kb.type_ids[j] for j in types]
+    det_genes, det = group_detection(kb, expr.adata.X, expr.adata.var_names.astype(str),
+                                     species, np.asarray(codes), len(names))
     out = {}
     for i, g in enumerate(names):
         pairs = tuple((t, round(float(v), 4)) for t, v in zip(ids, means[i], strict=True)
                       if np.isfinite(v))
-        out[g] = queries[g].model_copy(update={"expression": pairs or None})
+        detected = (tuple((s, round(float(v), 3)) for s, v in zip(det_genes, det[i],
+                                                                  strict=True))
+                    if det_genes and np.isfinite(det[i]).all() else None)
+        out[g] = queries[g].model_copy(update={"expression": pairs or None,
+                                               "detection": detected})
     scored = np.isfinite(cells).any(axis=0)
     if scored.sum() < 2:
         return out, None

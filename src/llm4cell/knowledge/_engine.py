@@ -83,6 +83,7 @@ from .._records import Annotation, Candidate, MarkerQuery
 from ..genes import is_evidence_gene, mouse_orthologs, state_gene_program
 from ..ontology._graph import GENERIC_TERMS, CellOntology, load_ontology
 from ..ontology._tissues import match_tissue, restricted_tissues
+from ._contest import refine
 from ._levels import Levels
 from ._rules import mixture_note, short_list_annotation
 
@@ -137,6 +138,11 @@ class KnowledgeParams:
         With :class:`~llm4cell.knowledge._levels.Levels` (cellconsensus' lineages and type
         families), answer only terms a level names or types within one family (no
         catch-all intermediates such as "phagocyte" or "naive T cell").
+    contest, contest_family_margin, contest_subtype_margin, contest_subtype_detection
+        With per-gene detection rates on the query (``MarkerQuery.detection``), re-decide
+        the answer by sibling contests on separator genes (:mod:`._contest`): the margin
+        a family needs to replace the answer's family, the margin a subtype needs over
+        each sibling, and the mean detection of its own separators it needs.
     """
 
     top_genes: int = 200
@@ -157,6 +163,10 @@ class KnowledgeParams:
     expression_weight: float = 4.0
     expression_sharpness: float = 0.5
     hierarchy: bool = True
+    contest: bool = True
+    contest_family_margin: float = 0.2
+    contest_subtype_margin: float = 0.2
+    contest_subtype_detection: float = 0.5
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for provenance records."""
@@ -169,7 +179,8 @@ _DECISION_PARAMS = frozenset(
      "posterior_size",
      "unknown_quantile",
      "min_matched", "calibration", "top_k", "expression_weight", "expression_sharpness",
-     "hierarchy"}
+     "hierarchy", "contest", "contest_family_margin", "contest_subtype_margin",
+     "contest_subtype_detection"}
 )
 
 
@@ -277,6 +288,10 @@ class KnowledgeBase:
         self.type_index = {t: j for j, t in enumerate(type_ids)}
         self.type_names = [ontology.label(t) for t in type_ids]
         self.n_sources = np.array([sources[t] for t in type_ids], dtype=np.float64)
+        #: ``q(g | t)``: raw support relative to the mean of the type's 10 strongest
+        #: genes, over the database genes (CSC, genes x types; the sibling contests).
+        self.support = _relative_support(profiles, type_ids, gene_index)
+        self._contest_cache: dict[str, object] = {}
         self.prior = self.n_sources / (self.n_sources + p.support_k)
         #: Lineage and family of the types (None: decide without levels).
         self.levels: Levels | None = None
@@ -299,6 +314,15 @@ class KnowledgeBase:
             )
             for t in type_ids
         ]
+
+    def support_column(self, type_id: str) -> np.ndarray:
+        """``q(g | type)`` over :attr:`genes` (dense copy)."""
+        j = self.type_index[type_id]
+        S = self.support
+        out = np.zeros(S.shape[0])
+        lo, hi = S.indptr[j], S.indptr[j + 1]
+        out[S.indices[lo:hi]] = S.data[lo:hi]
+        return out
 
     def _null_model(self) -> tuple[np.ndarray, np.ndarray]:
         """Best scores of random lists: lengths, and a (lengths x lists) sorted array."""
@@ -636,21 +660,29 @@ class KnowledgeBase:
                                                     top, prob)
         types = [self.type_ids[j] for j in top]
         label_id, tie = self._decide(types, prob)
-        expected = self.expected_agreement(label_id, types, prob)
-        label = self.ontology.label(label_id)
-        genes = ", ".join(candidates[0].matched_genes[:5])
         belief = "; ".join(
             f"{self.type_names[j]} {pj:.2f}" for j, pj in zip(top[:3], prob[:3], strict=False)
         )
         if tie:
-            how = (f"; answered {label}, the common ancestor of equally supported "
-                   "unrelated types")
+            how = (f"; answered {self.ontology.label(label_id)}, the common ancestor of "
+                   "equally supported unrelated types")
         elif label_id == types[0]:
             how = ""
         elif label_id in self._lineage(types[0]):
-            how = f"; answered {label}, the ancestor that best covers the split belief"
+            how = (f"; answered {self.ontology.label(label_id)}, the ancestor that best "
+                   "covers the split belief")
         else:
-            how = f"; answered {label}, which the belief favours as a whole"
+            how = (f"; answered {self.ontology.label(label_id)}, which the belief favours "
+                   "as a whole")
+        if p.contest and query.detection:
+            label_id, types, prob, contests = refine(self, label_id, types, prob,
+                                                     dict(query.detection))
+            if contests:
+                how += "; contests on detection: " + "; ".join(
+                    c.describe(self) for c in contests)
+        expected = self.expected_agreement(label_id, types, prob)
+        label = self.ontology.label(label_id)
+        genes = ", ".join(candidates[0].matched_genes[:5])
         mixed, details = mixture_note(self, scores, weights, label_id)
         return Annotation(
             id=query.id, label=label, ontology_id=label_id,
@@ -690,6 +722,24 @@ class KnowledgeBase:
             "cl_version": self.ontology.version,
             "params": self.params.to_dict(),
         }
+
+
+def _relative_support(profiles: Mapping[str, Mapping[str, float]], type_ids: Sequence[str],
+                      gene_index: Mapping[str, int]) -> sparse.csc_matrix:
+    """Genes x types ``w(g, t) / mean(top-10 w(., t))`` (CSC) over ``gene_index``."""
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for j, tid in enumerate(type_ids):
+        prof = profiles[tid]
+        unit = float(np.mean(sorted(prof.values(), reverse=True)[:10]))
+        for g, w in prof.items():
+            i = gene_index.get(g)
+            if i is not None:
+                rows.append(i)
+                cols.append(j)
+                vals.append(w / unit)
+    return sparse.csc_matrix((vals, (rows, cols)), shape=(len(gene_index), len(type_ids)))
 
 
 def _state_note(genes: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ from scipy import sparse
 if TYPE_CHECKING:
     from ._engine import KnowledgeBase
 
-__all__ = ["MIN_GENES", "group_expression_scores", "ulm"]
+__all__ = ["MIN_GENES", "group_detection", "group_expression_scores", "ulm"]
 
 #: Genes of a type that must be in the data for it to be scored (decoupler's ``tmin``).
 MIN_GENES = 5
@@ -118,3 +118,52 @@ def group_expression_scores(
         out[:, ok] = sums / counts[:, None]
     out[counts == 0] = np.nan
     return out, cells
+
+
+def _membership(codes: np.ndarray, n_groups: int) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Groups x cells indicator matrix and the cells per group."""
+    codes = np.asarray(codes)
+    valid = codes >= 0
+    member = sparse.csr_matrix(
+        (np.ones(int(valid.sum())), (codes[valid], np.flatnonzero(valid))),
+        shape=(n_groups, len(codes)))
+    return member, np.bincount(codes[valid], minlength=n_groups).astype(np.float64)
+
+
+def group_detection(
+    kb: KnowledgeBase, X: sparse.spmatrix | np.ndarray, symbols: Sequence[str],
+    species: str, codes: np.ndarray, n_groups: int,
+) -> tuple[list[str], np.ndarray]:
+    """Fraction of each group's cells in which each database gene is detected (> 0).
+
+    Returns the database symbols of the data genes the knowledge base knows (a symbol
+    two data genes map to counts as detected where either is) and the groups x genes
+    rates (NaN for a group without cells).
+    """
+    cols: dict[str, list[int]] = {}
+    for i, s in enumerate(symbols):
+        db = kb.resolve_gene(str(s), species)
+        if db is not None:
+            cols.setdefault(db, []).append(i)
+    names = sorted(cols)
+    member, counts = _membership(codes, n_groups)
+    if not names:
+        return [], np.zeros((n_groups, 0))
+    flat = [c for n in names for c in cols[n]]
+    owner = np.repeat(np.arange(len(names)), [len(cols[n]) for n in names])
+    if sparse.issparse(X):
+        B = sparse.csr_matrix(X)[:, flat]
+        B = sparse.csr_matrix((B.data > 0, B.indices, B.indptr), shape=B.shape,
+                              dtype=np.float64)
+    else:
+        B = sparse.csr_matrix(np.asarray(X)[:, flat] > 0, dtype=np.float64)
+    if len(flat) > len(names):  # several data genes per symbol: detected in either
+        fold = sparse.csr_matrix((np.ones(len(flat)), (np.arange(len(flat)), owner)),
+                                 shape=(len(flat), len(names)))
+        B = B @ fold
+        B.data = np.minimum(B.data, 1.0)
+    hits = np.asarray((member @ B).todense(), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = hits / counts[:, None]
+    rates[counts == 0] = np.nan
+    return names, rates
