@@ -310,6 +310,21 @@ def _pool(types: list[str], prob: np.ndarray, target: str, inside: list[bool]
     return [target] + [types[i] for i in keep], np.array([moved] + [prob[i] for i in keep])
 
 
+def _to_family(prob: np.ndarray, families: list[str], winner: str,
+               contestants: frozenset[str]) -> np.ndarray:
+    """The posterior with the contestant families' mass moved into the ``winner`` family,
+    in proportion to its types' own mass (its internal split is kept)."""
+    inside = np.array([f == winner for f in families])
+    rivals = np.array([f in contestants and f != winner for f in families])
+    own = float(prob[inside].sum())
+    if own <= 0:
+        return prob
+    out = prob.astype(np.float64).copy()
+    out[inside] *= (own + float(prob[rivals].sum())) / own
+    out[rivals] = 0.0
+    return out
+
+
 def refine(kb: KnowledgeBase, answer: str, types: list[str], prob: np.ndarray,
            detection: Mapping[str, float]
            ) -> tuple[str, list[str], np.ndarray, list[Contest]]:
@@ -317,9 +332,11 @@ def refine(kb: KnowledgeBase, answer: str, types: list[str], prob: np.ndarray,
     the contests decided.
 
     A move is read as the contest deciding among the types it compared: the posterior
-    mass of the contestant families (family move) or of the family term's subtree
-    (subtype move) goes to the winner, so the confidence reflects the belief in the
-    group the contest chose within. The posterior is unchanged when nothing moves.
+    mass of the other contestant families goes into the winning family, in proportion
+    to its types' mass (family move), and the mass of the family term's subtree goes to
+    the winning subtype (subtype move), so the confidence reflects the belief in the
+    group the contest chose within. The posterior is unchanged otherwise (also when an
+    undecided subtype returns to the family term).
 
     Parameters
     ----------
@@ -350,14 +367,14 @@ def refine(kb: KnowledgeBase, answer: str, types: list[str], prob: np.ndarray,
     if fam is not None:
         trace.append(fam)
         if fam.moved:
-            types, prob = _pool(types, prob, new,
-                                [lv.of(t).family_key in pool for t in types])
+            prob = _to_family(prob, [lv.of(t).family_key for t in types],
+                              lv.of(new).family_key, pool)
     new, sub = _subtype_contest(kb, arena, new, p.contest_subtype_margin,
                                 p.contest_subtype_detection)
     if sub is not None:
         trace.append(sub)
-        if sub.moved:
-            head = sub.answered or _family_terms(kb)[lv.of(new).family_key]
+        if sub.moved and sub.answered is None:
+            head = _family_terms(kb)[lv.of(new).family_key]
             types, prob = _pool(types, prob, new,
                                 [t == head or onto.is_ancestor(head, t) for t in types])
     return new, types, prob, trace
