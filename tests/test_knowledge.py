@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from llm4cell import Annotation, MarkerQuery, load_knowledge
@@ -205,3 +206,31 @@ def test_tissue_names(text, tissue):
     from llm4cell.ontology._tissues import match_tissue
 
     assert match_tissue(text) == tissue
+
+
+def test_random_lists_are_mostly_unknown_and_canonical_ones_answered():
+    """The null test: random lists (drawn like the engine's null, another seed) are
+    answered at most ~10% of the time; switched off, most of them were answered."""
+    kb = load_knowledge()
+    rng = np.random.default_rng(7)
+    listed = np.diff(kb.enrichment.tocsr().indptr).astype(float)
+    p = listed / listed.sum()
+    queries = [MarkerQuery(id=str(i), genes=tuple(kb.genes[rng.choice(len(kb.genes), 10,
+                                                                        replace=False, p=p)]))
+               for i in range(200)]
+    answered = np.mean([a.ontology_id is not None for a in kb.annotate(queries)])
+    assert answered <= 0.12
+    off = kb.with_params(null_test=False)
+    assert np.mean([a.ontology_id is not None for a in off.annotate(queries)]) > 0.5
+    unknown = next(a for a in kb.annotate(queries) if a.ontology_id is None
+                   and a.evidence.startswith("no better than random genes"))
+    assert unknown.candidates  # the best guess is kept
+    canonical = MarkerQuery(id="b", genes=("MS4A1", "CD79A", "CD79B", "CD19", "BANK1",
+                                           "TCL1A", "CD22", "PAX5"))
+    assert kb.annotate([canonical])[0].ontology_id == "CL:0000236"
+
+
+def test_matched_level_grows_with_list_length():
+    kb = load_knowledge()
+    levels = [kb.matched_level(n) for n in (3, 10, 25, 50, 100)]
+    assert levels == sorted(levels) and levels[0] >= 1 and levels[-1] < 100

@@ -129,6 +129,11 @@ class KnowledgeParams:
         coverage is the rank-weighted share of the query's markers the best type lists.
     top_k
         Candidates reported per answer.
+    null_test
+        ``unknown`` when the list is no better than random lists on both counts: its best
+        score is below the chance level and the number of its known genes the best type
+        lists does not exceed the ``null_quantile`` of random lists' of as many genes (so
+        at most about ``2 * (1 - null_quantile)`` of random lists are answered).
     expression_weight, expression_sharpness
         With expression evidence on the query (``MarkerQuery.expression``), the posterior
         over the candidates is ``softmax(expression_sharpness * (sharpness * score / chance
@@ -158,8 +163,9 @@ class KnowledgeParams:
     null_seed: int = 0
     unknown_quantile: float = 0.1
     min_matched: int = 2
-    calibration: tuple[float, float, float] = (0.197, 0.612, 0.049)
+    calibration: tuple[float, float, float] = (0.203, 0.574, 0.046)
     top_k: int = 5
+    null_test: bool = True
     expression_weight: float = 4.0
     expression_sharpness: float = 0.5
     hierarchy: bool = True
@@ -178,7 +184,8 @@ _DECISION_PARAMS = frozenset(
     {"tissue_penalty", "tissue_boost", "sharpness", "decision_credit", "tie_tolerance",
      "posterior_size",
      "unknown_quantile",
-     "min_matched", "calibration", "top_k", "expression_weight", "expression_sharpness",
+     "min_matched", "calibration", "top_k", "null_test", "expression_weight",
+     "expression_sharpness",
      "hierarchy", "contest", "contest_family_margin", "contest_subtype_margin",
      "contest_subtype_detection"}
 )
@@ -333,6 +340,7 @@ class KnowledgeBase:
         n_genes = len(self.genes)
         lengths = np.array([n for n in _NULL_LENGTHS if n <= n_genes] or [n_genes])
         bests = []
+        matched: list[np.ndarray] = []
         for n in lengths:
             rank_w = 1.0 / np.log2(np.arange(n) + 2.0)
             rows, cols, vals = [], [], []
@@ -342,9 +350,13 @@ class KnowledgeBase:
                 cols.extend(genes.tolist())
                 vals.extend(rank_w.tolist())
             Q = sparse.csr_matrix((vals, (rows, cols)), shape=(p.null_lists, n_genes))
-            best = np.asarray(((Q @ self.enrichment).toarray() / rank_w.sum()
-                               * self.prior).max(axis=1)).ravel()
-            bests.append(np.sort(best))
+            S = (Q @ self.enrichment).toarray() / rank_w.sum() * self.prior
+            top = S.argmax(axis=1)
+            bests.append(np.sort(S.max(axis=1)))
+            # genes of each list that its best type lists (the count a real list beats)
+            hits = (Q > 0).astype(np.float64) @ (self.enrichment > 0).astype(np.float64)
+            matched.append(np.sort(np.asarray(hits[np.arange(p.null_lists), top]).ravel()))
+        self._null_matched = np.array(matched)
         return lengths.astype(np.float64), np.array(bests)
 
     def chance_level(self, n_genes: int, quantile: float | None = None) -> float:
@@ -357,6 +369,15 @@ class KnowledgeBase:
         levels = self._null_levels.get(q)
         if levels is None:
             levels = self._null_levels[q] = np.quantile(self._null_best, q, axis=1)
+        n = max(1, n_genes)
+        return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
+
+    def matched_level(self, n_genes: int, quantile: float | None = None) -> float:
+        """How many of a random list's ``n`` evidence genes its best type lists, at the
+        ``quantile`` (``null_quantile``, 95%, by default) of random lists, interpolated in
+        ``log n`` between the simulated lengths."""
+        q = self.params.null_quantile if quantile is None else quantile
+        levels = np.quantile(self._null_matched, q, axis=1)
         n = max(1, n_genes)
         return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
 
@@ -629,7 +650,12 @@ class KnowledgeBase:
         n_matched = len(candidates[0].matched_genes) if candidates else 0
         chance = self.chance_level(n_evidence)
         floor = self.chance_level(n_evidence, p.unknown_quantile)
-        if len(weights) < p.min_matched or top_score < floor or n_matched < p.min_matched:
+        # no better than random lists on both counts (each reached by 5% of them): the
+        # score, and how many of the known genes support the best type
+        random_like = (p.null_test and top_score < chance
+                       and n_matched <= self.matched_level(len(weights)))
+        if (len(weights) < p.min_matched or top_score < floor or n_matched < p.min_matched
+                or random_like):
             short = short_list_annotation(self, query, weights, total, n_evidence, top, prob,
                                           candidates, removed)
             if short is not None:
@@ -653,6 +679,19 @@ class KnowledgeBase:
                     f"{n_matched} matched markers; random lists of {n_evidence} genes "
                     f"reach {floor:.2f} ({p.unknown_quantile:.0%} of them), and >= "
                     f"{p.min_matched} matched markers are needed{removed}"
+                ),
+            )
+        if random_like:
+            return Annotation(
+                id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                candidates=candidates,
+                evidence=(
+                    f"no better than random genes: best guess {top_name} scores "
+                    f"{top_score:.2f}, below what {1 - p.null_quantile:.0%} of random lists "
+                    f"of {n_evidence} genes reach ({chance:.2f}), and {n_matched} of its "
+                    f"{len(weights)} known markers support it, no more than "
+                    f"{1 - p.null_quantile:.0%} of random lists of that length reach "
+                    f"({self.matched_level(len(weights)):.1f}){removed}"
                 ),
             )
         if query.expression:
