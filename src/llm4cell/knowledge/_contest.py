@@ -36,13 +36,9 @@ When the answer is its family's term or lies under it, the effective children of
 family term that lie in the family and are described by at least
 :data:`SUBTYPE_SOURCE_SHARE` of the family term's sources contest by maximin. The
 answer moves to the winner when it beats every sibling by at least
-``contest_subtype_margin``, its own separators are
-detected on average in at least ``contest_subtype_detection`` of the group's cells
-against each sibling (a majority: continua such as naive / memory, whose genes are
-partly detected everywhere, stay at the parent), and the answer is not already the
-winner or under it. When the contest is undecided and the engine's answer is one of the
-contested subtypes (or under one), the answer is the family term: the deepest level the
-evidence supports.
+``contest_subtype_margin`` and the answer is not already the winner or under it. When
+the contest is undecided and the engine's answer is one of the contested subtypes (or
+under one), the answer is the family term: the deepest level the evidence supports.
 
 A subtype move also needs the deciding pair's separators to be measured: at least
 :data:`MIN_COVERAGE` of the separator weight over all database genes, on both sides (a
@@ -270,8 +266,8 @@ def _family_contest(kb: KnowledgeBase, arena: _Arena, answer: str, types: list[s
     return (fam_term[winner] if moved else answer), contest, frozenset(rep)
 
 
-def _subtype_contest(kb: KnowledgeBase, arena: _Arena, answer: str, min_margin: float,
-                     min_detection: float) -> tuple[str, Contest | None]:
+def _subtype_contest(kb: KnowledgeBase, arena: _Arena, answer: str, min_margin: float
+                     ) -> tuple[str, Contest | None]:
     lv = kb.levels
     assert lv is not None
     onto = kb.ontology
@@ -290,8 +286,7 @@ def _subtype_contest(kb: KnowledgeBase, arena: _Arena, answer: str, min_margin: 
         if worst[0] > best[0]:
             best = (worst[0], x, worst[1])
     m, x, y = best
-    own_side = min(arena.side(x, z)[0] for z in kids if z != x)
-    decided = m >= min_margin and own_side >= min_detection and arena.measurable(x, y)
+    decided = m >= min_margin and arena.measurable(x, y)
     inside = answer == x or onto.is_ancestor(x, answer)
     if decided:
         return (answer if inside else x), arena.record("subtype", x, x, y, m, not inside)
@@ -369,8 +364,7 @@ def refine(kb: KnowledgeBase, answer: str, types: list[str], prob: np.ndarray,
         if fam.moved:
             prob = _to_family(prob, [lv.of(t).family_key for t in types],
                               lv.of(new).family_key, pool)
-    new, sub = _subtype_contest(kb, arena, new, p.contest_subtype_margin,
-                                p.contest_subtype_detection)
+    new, sub = _subtype_contest(kb, arena, new, p.contest_subtype_margin)
     if sub is not None:
         trace.append(sub)
         if sub.moved and sub.answered is None:

@@ -143,11 +143,11 @@ class KnowledgeParams:
         With :class:`~llm4cell.knowledge._levels.Levels` (cellconsensus' lineages and type
         families), answer only terms a level names or types within one family (no
         catch-all intermediates such as "phagocyte" or "naive T cell").
-    contest, contest_family_margin, contest_subtype_margin, contest_subtype_detection
+    contest, contest_family_margin, contest_subtype_margin
         With per-gene detection rates on the query (``MarkerQuery.detection``), re-decide
         the answer by sibling contests on separator genes (:mod:`._contest`): the margin
-        a family needs to replace the answer's family, the margin a subtype needs over
-        each sibling, and the mean detection of its own separators it needs.
+        a family needs to replace the answer's family, and the margin a subtype needs over
+        each sibling.
     """
 
     top_genes: int = 200
@@ -170,9 +170,8 @@ class KnowledgeParams:
     expression_sharpness: float = 0.5
     hierarchy: bool = True
     contest: bool = True
-    contest_family_margin: float = 0.2
-    contest_subtype_margin: float = 0.2
-    contest_subtype_detection: float = 0.5
+    contest_family_margin: float = 0.15
+    contest_subtype_margin: float = 0.15
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for provenance records."""
@@ -186,8 +185,7 @@ _DECISION_PARAMS = frozenset(
      "unknown_quantile",
      "min_matched", "calibration", "top_k", "null_test", "expression_weight",
      "expression_sharpness",
-     "hierarchy", "contest", "contest_family_margin", "contest_subtype_margin",
-     "contest_subtype_detection"}
+     "hierarchy", "contest", "contest_family_margin", "contest_subtype_margin"}
 )
 
 
