@@ -115,6 +115,33 @@ def test_group_detection_counts_cells_with_the_gene(kb):
     symbols = ["CD14", "CD14", "MS4A1", "NOT_A_GENE"]
     names, rates = group_detection(kb, X, symbols, "human", np.array([0, 0, 1, -1]), 3)
     assert names == ["CD14", "MS4A1"]  # unknown symbols are not measured genes
-    assert rates[0].tolist() == [1.0, 0.0]  # either CD14 column counts, once per cell
+    assert rates[0].tolist() == [0.5, 0.0]  # the better of the two CD14 columns
     assert rates[1].tolist() == [0.0, 1.0]
     assert np.isnan(rates[2]).all()  # a group without cells
+
+
+MACROPHAGE = "CL:0000235"
+MACROPHAGE_GENES = {"C1QA": 0.95, "C1QB": 0.95, "C1QC": 0.95, "APOE": 0.9, "CD68": 0.95,
+                    "CD163": 0.9, "MRC1": 0.85, "MARCO": 0.7, "CSF1R": 0.9, "APOC1": 0.9,
+                    "CD14": 0.1, "S100A8": 0.05, "S100A9": 0.1, "S100A12": 0.02,
+                    "FCN1": 0.05, "VCAN": 0.05, "FCGR3A": 0.1, "LYZ": 0.3}
+
+
+def test_family_contest_moves_to_the_family_the_cells_express(kb):
+    """Monocyte markers, but the cells express the macrophage separators: macrophage
+    (or one of its subtypes), with the family move named in the evidence."""
+    a = kb.annotate([_query(kb, _detection(kb, MACROPHAGE_GENES, base=0.2))])[0]
+    onto = kb.ontology
+    assert a.ontology_id == MACROPHAGE or onto.is_ancestor(MACROPHAGE, a.ontology_id)
+    assert "family -> macrophage over" in a.evidence
+    assert "CD68 95%" in a.evidence
+
+
+def test_family_move_keeps_the_winning_familys_split():
+    from llm4cell.knowledge._contest import _to_family
+
+    prob = np.array([0.3, 0.1, 0.2, 0.2, 0.2])
+    fams = ["mono", "mono", "mac", "mac", "b"]
+    out = _to_family(prob, fams, "mac", frozenset({"mono", "mac"}))
+    # the monocytes' 0.4 goes to the macrophage types in proportion (1:1); B untouched
+    assert out.tolist() == pytest.approx([0.0, 0.0, 0.4, 0.4, 0.2])

@@ -110,9 +110,9 @@ EXPRESSION_CANDIDATES = 25
 def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: KnowledgeBase,
                      groups: pd.Series, species: Species
                      ) -> tuple[dict[str, MarkerQuery], pd.DataFrame | None]:
-    """The queries with their groups' mean ulm t-values over the candidate types and
-    detection rates of the database genes, and the
-    per-cell t-values (cells x candidate CL IDs; None without candidates).
+    """The queries with their groups' mean ulm t-values over the candidate types and the
+    detection rates of the database genes, and the per-cell t-values (cells x candidate
+    CL IDs; None without candidates).
 
     Candidates: the union of each group's :data:`EXPRESSION_CANDIDATES` best engine types.
     """
@@ -147,8 +147,9 @@ def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: Know
     scored = np.isfinite(cells).any(axis=0)
     if scored.sum() < 2:
         return out, None
-    table = pd.DataFrame(cells[:, scored], index=groups.index,
-                         columns=[t for t, ok in zip(ids, scored, strict=True) if ok])
+    table = pd.DataFrame(cells if scored.all() else cells[:, scored], index=groups.index,
+                         columns=[t for t, ok in zip(ids, scored, strict=True) if ok],
+                         copy=False)
     return out, table
 
 

@@ -70,7 +70,7 @@ MIN_SOURCES = 10
 #: Share of the family term's sources a subtype needs to contest at the subtype level.
 SUBTYPE_SOURCE_SHARE = 0.1
 #: Share of the separator weight (over all database genes) that must be measured in the
-#: data, on both sides, for a contest to move the answer.
+#: data, on both sides, for a subtype contest to decide.
 MIN_COVERAGE = 0.5
 #: Separator genes per pairwise comparison.
 SEPARATORS = 10

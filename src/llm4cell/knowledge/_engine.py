@@ -307,9 +307,10 @@ class KnowledgeBase:
                 if tid in self.type_index:
                     resolved.setdefault(tid, (str(lv[0]), str(lv[1])))
             self.levels = Levels(resolved, level_names or {}, ontology)
-        self._null_lengths, self._null_best = self._null_model()
+        self._null_lengths, self._null_best, self._null_matched = self._null_model()
         # caches, independent of the decision parameters (shared by with_params copies)
         self._null_levels: dict[float, np.ndarray] = {}
+        self._matched_levels: dict[float, np.ndarray] = {}
         self._tissue_factors: dict[tuple[str, float, float], np.ndarray] = {}
         self._lineages: dict[str, frozenset[str]] = {}
         self._restricted = [
@@ -329,8 +330,9 @@ class KnowledgeBase:
         out[S.indices[lo:hi]] = S.data[lo:hi]
         return out
 
-    def _null_model(self) -> tuple[np.ndarray, np.ndarray]:
-        """Best scores of random lists: lengths, and a (lengths x lists) sorted array."""
+    def _null_model(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Random lists: the lengths, and (lengths x lists, sorted) their best scores and
+        how many of their genes their best type lists."""
         p = self.params
         rng = np.random.default_rng(p.null_seed)
         listed = np.diff(self.enrichment.indptr).astype(np.float64)
@@ -354,8 +356,7 @@ class KnowledgeBase:
             # genes of each list that its best type lists (the count a real list beats)
             hits = (Q > 0).astype(np.float64) @ (self.enrichment > 0).astype(np.float64)
             matched.append(np.sort(np.asarray(hits[np.arange(p.null_lists), top]).ravel()))
-        self._null_matched = np.array(matched)
-        return lengths.astype(np.float64), np.array(bests)
+        return lengths.astype(np.float64), np.array(bests), np.array(matched)
 
     def chance_level(self, n_genes: int, quantile: float | None = None) -> float:
         """The best score random lists of ``n`` evidence genes reach by chance.
@@ -375,7 +376,9 @@ class KnowledgeBase:
         ``quantile`` (``null_quantile``, 95%, by default) of random lists, interpolated in
         ``log n`` between the simulated lengths."""
         q = self.params.null_quantile if quantile is None else quantile
-        levels = np.quantile(self._null_matched, q, axis=1)
+        levels = self._matched_levels.get(q)
+        if levels is None:
+            levels = self._matched_levels[q] = np.quantile(self._null_matched, q, axis=1)
         n = max(1, n_genes)
         return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
 
@@ -686,10 +689,10 @@ class KnowledgeBase:
                 evidence=(
                     f"no better than random genes: best guess {top_name} scores "
                     f"{top_score:.2f}, below what {1 - p.null_quantile:.0%} of random lists "
-                    f"of {n_evidence} genes reach ({chance:.2f}), and {n_matched} of its "
-                    f"{len(weights)} known markers support it, no more than "
-                    f"{1 - p.null_quantile:.0%} of random lists of that length reach "
-                    f"({self.matched_level(len(weights)):.1f}){removed}"
+                    f"of {n_evidence} genes reach ({chance:.2f}), and only {n_matched} of "
+                    f"its {len(weights)} known markers support it "
+                    f"({1 - p.null_quantile:.0%} of random lists of that length have more "
+                    f"than {self.matched_level(len(weights)):.1f}){removed}"
                 ),
             )
         if query.expression:

@@ -24,8 +24,8 @@ __all__ = ["MIN_GENES", "group_detection", "group_expression_scores", "ulm"]
 MIN_GENES = 5
 
 
-def ulm(X: sparse.spmatrix | np.ndarray, W: np.ndarray, batch_size: int = 20_000
-        ) -> np.ndarray:
+def ulm(X: sparse.spmatrix | np.ndarray, W: np.ndarray, batch_size: int = 20_000,
+        columns: np.ndarray | None = None) -> np.ndarray:
     """t-values of ``x_cell ~ w_type`` per cell and type.
 
     Parameters
@@ -33,9 +33,14 @@ def ulm(X: sparse.spmatrix | np.ndarray, W: np.ndarray, batch_size: int = 20_000
     X
         Cells x genes expression.
     W
-        Genes x types network weights.
+        Genes x types network weights: one row per column of ``X``, or per entry of
+        ``columns``.
     batch_size
         Cells per batch (bounds memory at ``batch_size x types``).
+    columns
+        The columns of ``X`` that are the network's genes (rows of ``W``); by default
+        all of them. The regression runs over these genes only, without copying them
+        out of ``X``.
 
     Returns
     -------
@@ -46,19 +51,34 @@ def ulm(X: sparse.spmatrix | np.ndarray, W: np.ndarray, batch_size: int = 20_000
     n_genes = W.shape[0]
     Wc = W - W.mean(axis=0)
     ssw = (Wc**2).sum(axis=0)
-    Wc32 = Wc.astype(np.float32)  # the product in float32: half the memory traffic
     X = sparse.csr_matrix(X)
+    inside = None
+    if columns is not None:  # zero rows for the other columns; sums over the network only
+        full = np.zeros((X.shape[1], W.shape[1]))
+        full[np.asarray(columns)] = Wc
+        Wc = full
+        inside = np.zeros(X.shape[1], dtype=np.float64)
+        inside[np.asarray(columns)] = 1.0
+    Wc32 = Wc.astype(np.float32)  # the product in float32: half the memory traffic
     out = np.empty((X.shape[0], W.shape[1]), dtype=np.float32)
     root_ssw = np.sqrt(np.maximum(ssw, 1e-12)).astype(np.float32)
     dof = np.float32(n_genes - 2)
     for start in range(0, X.shape[0], batch_size):
-        B = X[start:start + batch_size].astype(np.float32)
+        B = X[start:start + batch_size]
+        if B.dtype != np.float32:
+            B = B.astype(np.float32)
         # float32 throughout: t-values need no more, and it halves the memory traffic
         r = np.asarray(B @ Wc32, dtype=np.float32)
-        mx = np.asarray(B.sum(axis=1, dtype=np.float64)).ravel() / n_genes
-        sq = np.add.reduceat(np.append(B.data.astype(np.float64) ** 2, 0.0),
-                             B.indptr[:-1]) * (np.diff(B.indptr) > 0)
-        ssx = sq - n_genes * mx**2
+        sq = sparse.csr_matrix((B.data.astype(np.float64) ** 2, B.indices, B.indptr),
+                               shape=B.shape)
+        if inside is None:
+            total = np.asarray(B.sum(axis=1, dtype=np.float64)).ravel()
+            total_sq = np.asarray(sq.sum(axis=1)).ravel()
+        else:
+            total = B @ inside
+            total_sq = sq @ inside
+        mx = total / n_genes
+        ssx = total_sq - n_genes * mx**2
         r /= np.sqrt(np.maximum(ssx, 1e-12)).astype(np.float32)[:, None]
         r /= root_ssw[None, :]
         np.clip(r, -0.999999, 0.999999, out=r)
@@ -107,9 +127,8 @@ def group_expression_scores(
     out = np.full((n_groups, len(types)), np.nan)
     if not ok.any() or cols.size < 3:
         return out, np.full((X.shape[0], len(types)), np.nan, dtype=np.float32)
-    # CSR column selection is O(nnz); no CSC round trip
-    X = sparse.csr_matrix(X)[:, cols] if sparse.issparse(X) else np.asarray(X)[:, cols]
-    t = ulm(X, W[:, ok])
+    # the network's columns are used in place (a column copy would cost as much as ulm)
+    t = ulm(X, W[:, ok], columns=cols)
     if ok.all():  # no NaN columns: the t-values are the table (no copy)
         cells = t
     else:
@@ -135,13 +154,13 @@ def _membership(codes: np.ndarray, n_groups: int) -> tuple[sparse.csr_matrix, np
 
 def group_detection(
     kb: KnowledgeBase, X: sparse.spmatrix | np.ndarray, symbols: Sequence[str],
-    species: str, codes: np.ndarray, n_groups: int,
+    species: str, codes: np.ndarray, n_groups: int, batch_size: int = 20_000,
 ) -> tuple[list[str], np.ndarray]:
     """Fraction of each group's cells in which each database gene is detected (> 0).
 
     Returns the database symbols of the data genes the knowledge base knows (a symbol
-    two data genes map to counts as detected where either is) and the groups x genes
-    rates (NaN for a group without cells).
+    two data genes map to gets the larger of their rates) and the groups x genes rates
+    (NaN for a group without cells). One pass over the non-zeros, in batches of cells.
     """
     cols: dict[str, list[int]] = {}
     for i, s in enumerate(symbols):
@@ -149,24 +168,21 @@ def group_detection(
         if db is not None:
             cols.setdefault(db, []).append(i)
     names = sorted(cols)
-    member, counts = _membership(codes, n_groups)
+    codes = np.asarray(codes, dtype=np.int64)  # Categorical codes may be int8
+    counts = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.float64)
     if not names:
         return [], np.zeros((n_groups, 0))
-    flat = [c for n in names for c in cols[n]]
-    owner = np.repeat(np.arange(len(names)), [len(cols[n]) for n in names])
-    if sparse.issparse(X):
-        B = sparse.csr_matrix(X)[:, flat]
-        B = sparse.csr_matrix((B.data > 0, B.indices, B.indptr), shape=B.shape,
-                              dtype=np.float64)
-    else:
-        B = sparse.csr_matrix(np.asarray(X)[:, flat] > 0, dtype=np.float64)
-    if len(flat) > len(names):  # several data genes per symbol: detected in either
-        fold = sparse.csr_matrix((np.ones(len(flat)), (np.arange(len(flat)), owner)),
-                                 shape=(len(flat), len(names)))
-        B = B @ fold
-        B.data = np.minimum(B.data, 1.0)
-    hits = np.asarray((member @ B).todense(), dtype=np.float64)
+    X = sparse.csr_matrix(X)
+    n_vars = X.shape[1]
+    hits = np.zeros(n_groups * n_vars, dtype=np.int64)
+    for start in range(0, X.shape[0], batch_size):
+        B = X[start:start + batch_size]
+        row_group = np.repeat(codes[start:start + batch_size], np.diff(B.indptr))
+        keep = (B.data > 0) & (row_group >= 0)
+        hits += np.bincount(row_group[keep] * n_vars + B.indices[keep],
+                            minlength=n_groups * n_vars)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rates = hits / counts[:, None]
+        per_column = hits.reshape(n_groups, n_vars) / counts[:, None]
+    rates = np.column_stack([per_column[:, cols[n]].max(axis=1) for n in names])
     rates[counts == 0] = np.nan
     return names, rates
