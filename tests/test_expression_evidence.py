@@ -38,7 +38,7 @@ def test_group_scores_are_means_of_cells_and_skip_thin_types():
     n = len(adata.obs["truth"].cat.categories)
     types = [kb.type_index["CL:0000236"], kb.type_index["CL:0000182"]]
     X = np.log1p(adata.X.toarray())
-    means, _ = group_expression_scores(kb, X, list(adata.var_names), "human", codes, n, types)
+    means, _, _ = group_expression_scores(kb, X, list(adata.var_names), "human", codes, n, types)
     assert means.shape == (n, 2)
     cats = list(adata.obs["truth"].cat.categories)
     # B cells score highest on the B cell type, hepatocytes on the hepatocyte type
@@ -47,7 +47,7 @@ def test_group_scores_are_means_of_cells_and_skip_thin_types():
     # no group: no score
     codes = codes.copy()
     codes[codes == cats.index("T")] = -1
-    means, _ = group_expression_scores(kb, X, list(adata.var_names), "human", codes, n, types)
+    means, _, _ = group_expression_scores(kb, X, list(adata.var_names), "human", codes, n, types)
     assert np.isnan(means[cats.index("T")]).all()
 
 

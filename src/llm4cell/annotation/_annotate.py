@@ -129,7 +129,7 @@ def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: Know
         return queries, None
     # by object, not str: a missing group must not become a group called "nan"
     codes = pd.Categorical(groups.astype(object).to_numpy(), categories=names).codes
-    means, cells = group_expression_scores(
+    means, cells, scored = group_expression_scores(
         kb, expr.adata.X, expr.adata.var_names.astype(str), species, np.asarray(codes),
         len(names), types)
     ids = [kb.type_ids[j] for j in types]
@@ -144,12 +144,10 @@ def _with_expression(queries: dict[str, MarkerQuery], expr: Expression, kb: Know
                     if det_genes and np.isfinite(det[i]).all() else None)
         out[g] = queries[g].model_copy(update={"expression": pairs or None,
                                                "detection": detected})
-    scored = np.isfinite(cells).any(axis=0)
     if scored.sum() < 2:
         return out, None
-    table = pd.DataFrame(cells if scored.all() else cells[:, scored], index=groups.index,
-                         columns=[t for t, ok in zip(ids, scored, strict=True) if ok],
-                         copy=False)
+    table = pd.DataFrame(cells, index=groups.index, copy=False,
+                         columns=[t for t, ok in zip(ids, scored, strict=True) if ok])
     return out, table
 
 

@@ -158,7 +158,10 @@ def smooth(scores: np.ndarray, graph: sparse.spmatrix,
     graph's connectivities, the cell itself weight 1; unscored values count as 0), for
     the cells ``rows`` (default: all; only their neighbourhoods are computed)."""
     P = _transition(graph)
-    values = np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
+    values = np.asarray(scores, dtype=np.float32)  # no copy of a float32 table
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = np.where(finite, values, np.float32(0.0))
     if steps == 0:
         return values if rows is None else values[rows]
     walk = P if rows is None else P[rows]

@@ -112,34 +112,30 @@ def network(kb: KnowledgeBase, symbols: Sequence[str], species: str,
 def group_expression_scores(
     kb: KnowledgeBase, X: sparse.spmatrix | np.ndarray, symbols: Sequence[str],
     species: str, codes: np.ndarray, n_groups: int, types: Sequence[int],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-cell ulm t-values and their mean per group, over the types ``types``.
 
     ``codes`` gives each cell's group (0 .. ``n_groups - 1``; negative: no group).
 
     Returns
     -------
-    The group means (groups x types) and the per-cell t-values (cells x types, float32);
-    NaN for a type with fewer than :data:`MIN_GENES` genes in the data, and for a group
-    without cells.
+    The group means (groups x types; NaN for a type with fewer than :data:`MIN_GENES`
+    genes in the data, and for a group without cells), the per-cell t-values of the
+    scored types (cells x scored types, float32), and the mask of scored types.
     """
     cols, W, ok = network(kb, symbols, species, types)
     out = np.full((n_groups, len(types)), np.nan)
     if not ok.any() or cols.size < 3:
-        return out, np.full((X.shape[0], len(types)), np.nan, dtype=np.float32)
+        ok = np.zeros(len(types), dtype=bool)
+        return out, np.zeros((X.shape[0], 0), dtype=np.float32), ok
     # the network's columns are used in place (a column copy would cost as much as ulm)
     t = ulm(X, W[:, ok], columns=cols)
-    if ok.all():  # no NaN columns: the t-values are the table (no copy)
-        cells = t
-    else:
-        cells = np.full((X.shape[0], len(types)), np.nan, dtype=np.float32)
-        cells[:, ok] = t
     member, counts = _membership(codes, n_groups)
     sums = np.asarray(member @ t)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[:, ok] = sums / counts[:, None]
     out[counts == 0] = np.nan
-    return out, cells
+    return out, t, ok
 
 
 def _membership(codes: np.ndarray, n_groups: int) -> tuple[sparse.csr_matrix, np.ndarray]:
