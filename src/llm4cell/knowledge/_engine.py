@@ -364,21 +364,21 @@ class KnowledgeBase:
         ``quantile`` of the best scores of random lists (``null_quantile``, 95%, by
         default), interpolated in ``log n`` between the simulated lengths.
         """
-        q = self.params.null_quantile if quantile is None else quantile
-        levels = self._null_levels.get(q)
-        if levels is None:
-            levels = self._null_levels[q] = np.quantile(self._null_best, q, axis=1)
-        n = max(1, n_genes)
-        return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
+        return self._null_level(self._null_best, self._null_levels, n_genes, quantile)
 
     def matched_level(self, n_genes: int, quantile: float | None = None) -> float:
         """How many of a random list's ``n`` evidence genes its best type lists, at the
         ``quantile`` (``null_quantile``, 95%, by default) of random lists, interpolated in
         ``log n`` between the simulated lengths."""
+        return self._null_level(self._null_matched, self._matched_levels, n_genes, quantile)
+
+    def _null_level(self, table: np.ndarray, cache: dict[float, np.ndarray], n_genes: int,
+                    quantile: float | None) -> float:
+        """A quantile (cached) of a (lengths x lists) null table, interpolated in log n."""
         q = self.params.null_quantile if quantile is None else quantile
-        levels = self._matched_levels.get(q)
+        levels = cache.get(q)
         if levels is None:
-            levels = self._matched_levels[q] = np.quantile(self._null_matched, q, axis=1)
+            levels = cache[q] = np.quantile(table, q, axis=1)
         n = max(1, n_genes)
         return float(np.interp(np.log(n), np.log(self._null_lengths), levels))
 
@@ -661,28 +661,21 @@ class KnowledgeBase:
                                           candidates, removed)
             if short is not None:
                 return short
+        why = None
         if len(weights) < p.min_matched:
-            return Annotation(
-                id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
-                candidates=candidates,
-                evidence=(
-                    f"evidence too weak: {len(weights)} known evidence marker(s), >= "
-                    f"{p.min_matched} are needed; best guess {top_name} "
-                    f"(score {top_score:.2f}){removed}"
-                ),
-            )
-        if top_score < floor or n_matched < p.min_matched:
-            return Annotation(
-                id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
-                candidates=candidates,
-                evidence=(
-                    f"evidence too weak: best guess {top_name} scores {top_score:.2f} with "
-                    f"{n_matched} matched markers; random lists of {n_evidence} genes "
-                    f"reach {floor:.2f} ({p.unknown_quantile:.0%} of them), and >= "
-                    f"{p.min_matched} matched markers are needed{removed}"
-                ),
-            )
+            why = (f"{len(weights)} known evidence marker(s), >= {p.min_matched} are "
+                   f"needed; best guess {top_name} (score {top_score:.2f})")
+        elif top_score < floor or n_matched < p.min_matched:
+            why = (f"best guess {top_name} scores {top_score:.2f} with {n_matched} matched "
+                   f"markers; random lists of {n_evidence} genes reach {floor:.2f} "
+                   f"({p.unknown_quantile:.0%} of them), and >= {p.min_matched} matched "
+                   "markers are needed")
+        if why is not None:
+            return Annotation(id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
+                              candidates=candidates,
+                              evidence=f"evidence too weak: {why}{removed}")
         if random_like:
+            level = self.matched_level(len(weights))
             return Annotation(
                 id=query.id, label=UNKNOWN, ontology_id=None, confidence=0.0,
                 candidates=candidates,
@@ -692,7 +685,7 @@ class KnowledgeBase:
                     f"of {n_evidence} genes reach ({chance:.2f}), and only {n_matched} of "
                     f"its {len(weights)} known markers support it "
                     f"({1 - p.null_quantile:.0%} of random lists of that length have more "
-                    f"than {self.matched_level(len(weights)):.1f}){removed}"
+                    f"than {level:.1f}){removed}"
                 ),
             )
         if query.expression:
