@@ -344,6 +344,8 @@ OPTIONS: dict[str, set[str]] = {
         "--debug"},
     "puzzles score": {"answers_path", "--json", "--csv", "--debug"},
     "bench": {"config", "-o", "--output", "--debug"},
+    "types": {"--tissue", "--search", "-o", "--output", "--debug"},
+    "describe": {"name", "--n-markers", "--debug"},
 }
 
 

@@ -16,6 +16,7 @@ from .annotation._result import AnnotationResult
 from .annotators._base import Annotator
 from .annotators._registry import BACKENDS, BackendSpec, get_annotator, show
 from .bench._run import run_bench
+from .knowledge._catalog import TypeDescription, describe_type, list_types
 from .knowledge._engine import KnowledgeBase, load_knowledge
 from .llm._options import LLMOptions
 from .metrics._score import ScoreResult, score
@@ -51,12 +52,15 @@ __all__ = [
     "Puzzle",
     "PuzzleAnswer",
     "ScoreResult",
+    "TypeDescription",
     "__version__",
     "annotate",
     "annotate_markers",
     "build_puzzles",
+    "describe_type",
     "get_annotator",
     "get_provenance",
+    "list_types",
     "load_knowledge",
     "load_ontology",
     "match_label",
