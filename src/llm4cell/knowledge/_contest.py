@@ -42,9 +42,9 @@ under one), the answer is the family term: the deepest level the evidence suppor
 
 A subtype move also needs the deciding pair's separators to be measured: at least
 :data:`MIN_COVERAGE` of the separator weight over all database genes, on both sides (a
-panel without CD14 cannot tell classical from non-classical monocytes). Families differ
-by many genes, and a gene a filtered matrix left out for not being expressed is evidence
-of absence, so the family level has no such check.
+panel without CD14 cannot tell classical from non-classical monocytes). The family level
+has no such check: families differ by many genes, so the measured ones decide, and a gene
+a filtered matrix left out is usually one its cells do not express.
 
 How the values were chosen and what they give: ``docs/knowledge.md``, "Sibling contests".
 """
