@@ -426,3 +426,13 @@ def test_impossible_parameters_are_refused_before_any_work(planted, kwargs, word
 def test_too_few_cells_to_cluster(planted):
     with pytest.raises(llm4cell.InputError, match=r"too few cells.*--groupby"):
         llm4cell.annotate(planted[:5].copy())
+
+
+def test_text_group_names_are_ordered_naturally(planted):
+    """An object column of cluster numbers as text: "2" before "10" in the table."""
+    adata = planted.copy()
+    names = np.array(["10", "2", "1"])
+    adata.obs["clusters"] = names[np.arange(adata.n_obs) % 3]  # object dtype, not categorical
+    result = llm4cell.run_annotation(adata, groupby="clusters")
+    assert list(result.to_table()["group"]) == ["1", "2", "10"]
+    assert list(result.groups.cat.categories) == ["1", "2", "10"]

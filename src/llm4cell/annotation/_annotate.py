@@ -51,14 +51,23 @@ if TYPE_CHECKING:
 __all__ = ["annotate", "run_annotation"]
 
 
+def _natural(value: object) -> tuple[int, float, str]:
+    """Sort key: numbers (and digit strings) by value, first; other text after, as text."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    text = str(value)
+    return (0, float(text), "") if text.isdigit() else (1, 0.0, text)
+
+
 def _as_group_series(values: pd.Series, index: pd.Index, name: str) -> pd.Series:
-    """Groups as a categorical of strings, keeping the user's category order."""
+    """Groups as a categorical of strings, keeping the user's category order (other
+    columns in natural order: "2" before "10")."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = [str(c) for c in values.cat.categories]
     else:
         uniq = pd.unique(values.dropna())
         try:
-            cats = [str(c) for c in sorted(uniq)]
+            cats = [str(c) for c in sorted(uniq, key=_natural)]
         except TypeError:
             cats = [str(c) for c in uniq]
     as_str = values.astype(object).where(values.notna(), None)
@@ -254,7 +263,7 @@ def run_annotation(
         else:
             values = adata.obs[groupby]
         groups = _as_group_series(values, adata.obs_names, group_key)
-        expr.adata.obs[group_key] = groups.to_numpy()
+        expr.adata.obs[group_key] = groups.array  # the categorical: its order, not text order
         with stages.stage("Ranking marker genes (Wilcoxon)"):
             markers = rank_markers(expr.adata, group_key, n_markers=n_markers)
         queries = _queries(markers, groups, tissue=tissue, species=species)
