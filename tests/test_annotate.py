@@ -436,3 +436,11 @@ def test_text_group_names_are_ordered_naturally(planted):
     result = llm4cell.run_annotation(adata, groupby="clusters")
     assert list(result.to_table()["group"]) == ["1", "2", "10"]
     assert list(result.groups.cat.categories) == ["1", "2", "10"]
+
+
+def test_computed_clusters_are_categorical(planted):
+    out = llm4cell.annotate(planted, copy=True)
+    clusters = out.obs["llm4cell_cluster"]
+    assert isinstance(clusters.dtype, pd.CategoricalDtype)
+    cats = list(clusters.cat.categories)
+    assert cats == sorted(cats, key=int)  # Leiden numbers in numeric order

@@ -247,7 +247,7 @@ class AnnotationResult:
                 self.cell_scores.to_numpy(), index=adata.obs_names.copy(),
                 columns=list(self.cell_scores.columns))
         if self.clusters_computed:
-            adata.obs[f"{key}_cluster"] = self.groups.to_numpy()
+            adata.obs[f"{key}_cluster"] = self.groups.array  # categorical, natural order
         store_record(adata, key, self.uns_record(key=key))
 
     def _check_cells(self, adata: ad.AnnData) -> None:
