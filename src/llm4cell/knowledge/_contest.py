@@ -210,6 +210,17 @@ def _family_terms(kb: KnowledgeBase) -> dict[str, str]:
     return got  # type: ignore[return-value]
 
 
+def _maximin(arena: _Arena, xs: list[str], ys: list[str]) -> tuple[float, str, str]:
+    """The ``x`` with the largest worst margin against the ``ys`` other than itself:
+    ``(margin, x, the y it beats by the least)``."""
+    best: tuple[float, str, str] = (-np.inf, "", "")
+    for x in xs:
+        worst = min(((arena.margin(x, y), y) for y in ys if y != x), key=lambda v: v[0])
+        if worst[0] > best[0]:
+            best = (worst[0], x, worst[1])
+    return best
+
+
 def _family_mass(kb: KnowledgeBase, types: list[str], prob: np.ndarray) -> dict[str, float]:
     lv = kb.levels
     assert lv is not None
@@ -251,12 +262,7 @@ def _family_contest(kb: KnowledgeBase, arena: _Arena, answer: str, types: list[s
 
     def beats(f: str, g: str) -> tuple[float, str, str]:
         """F's best representative by its worst margin against G's: (margin, x, y)."""
-        best = (-np.inf, "", "")
-        for x in rep[f]:
-            worst = min(((arena.margin(x, y), y) for y in rep[g]), key=lambda v: v[0])
-            if worst[0] > best[0]:
-                best = (worst[0], x, worst[1])
-        return best
+        return _maximin(arena, rep[f], rep[g])
 
     score = {f: min((beats(f, g) for g in rep if g != f), key=lambda v: v[0]) for f in rep}
     winner = max(sorted(rep), key=lambda f: score[f][0])
@@ -280,12 +286,7 @@ def _subtype_contest(kb: KnowledgeBase, arena: _Arena, answer: str, min_margin: 
             and kb.n_sources[kb.type_index[c]] >= floor]
     if len(kids) < 2:
         return answer, None
-    best: tuple[float, str, str] = (-np.inf, "", "")
-    for x in kids:
-        worst = min(((arena.margin(x, y), y) for y in kids if y != x), key=lambda v: v[0])
-        if worst[0] > best[0]:
-            best = (worst[0], x, worst[1])
-    m, x, y = best
+    m, x, y = _maximin(arena, kids, kids)
     decided = m >= min_margin and arena.measurable(x, y)
     inside = answer == x or onto.is_ancestor(x, answer)
     if decided:
